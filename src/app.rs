@@ -1,0 +1,144 @@
+//! Builds the application state and the actix server; shared by `main` and the tests.
+//!
+//! Invariant: everything a request needs is in [`AppState`], built once here; no globals.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::HeaderValue;
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpServer, web};
+use bytes::Bytes;
+use serde_json::Map;
+
+use crate::clients::ClientRegistry;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::keys::KeyService;
+use crate::routes;
+use crate::sessions::SessionBackend;
+use crate::tokens::TokenIssuer;
+
+/// Everything the handlers share.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub clock: Arc<dyn Clock>,
+    pub keys: Arc<KeyService>,
+    pub clients: ClientRegistry,
+    pub sessions: SessionBackend,
+    pub issuer: TokenIssuer,
+    /// Discovery document, serialized once.
+    pub discovery_json: Bytes,
+    /// OpenAPI document, serialized once.
+    pub openapi_json: Bytes,
+    /// `public, max-age=<jwks.max_age_seconds>`.
+    pub jwks_cache_control: HeaderValue,
+    /// The empty extra-claims map of anonymous tokens.
+    pub no_claims: Map<String, serde_json::Value>,
+}
+
+impl AppState {
+    pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let settings = settings.normalized();
+        let keys = Arc::new(KeyService::open(&settings, clock.as_ref()).await?);
+        let metadata = routes::discovery::Metadata::for_issuer(&settings.issuer);
+        let cache_control = format!("public, max-age={}", settings.jwks.max_age_seconds);
+        Ok(Self {
+            clients: ClientRegistry::from_settings(&settings),
+            sessions: SessionBackend::from_settings(&settings),
+            issuer: TokenIssuer::new(&settings.issuer, settings.token.clock_skew_seconds),
+            discovery_json: Bytes::from(serde_json::to_vec(&metadata)?),
+            openapi_json: Bytes::from(routes::openapi::document()),
+            jwks_cache_control: HeaderValue::from_str(&cache_control)?,
+            no_claims: Map::new(),
+            settings: Arc::new(settings),
+            clock,
+            keys,
+        })
+    }
+}
+
+/// A bound, not yet running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Builds the state and binds `server.listen` (port 0 picks a free port).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(&settings.server.listen).map_err(|e| {
+            anyhow::anyhow!(
+                "server.listen: cannot listen on {}: {e}",
+                settings.server.listen
+            )
+        })?;
+        let port = listener.local_addr()?.port();
+        let workers = settings.server.workers;
+        let grace = settings.server.shutdown_grace_seconds;
+        let state = web::Data::new(AppState::build(settings, clock).await?);
+        if state.clients.is_empty() {
+            tracing::warn!(
+                "no [[clients]] configured: every exchange will fail with invalid_client"
+            );
+        }
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(from_fn(access_log))
+                .configure(routes::configure)
+                .default_service(web::to(|| async { Err::<String, _>(ApiError::NotFound) }))
+        })
+        .listen(listener)?
+        .shutdown_timeout(grace)
+        .client_request_timeout(Duration::from_secs(10))
+        .client_disconnect_timeout(Duration::from_secs(2))
+        .keep_alive(Duration::from_secs(75));
+        if workers > 0 {
+            server = server.workers(workers);
+        }
+        Ok(Self {
+            port,
+            server: server.run(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// One line per request: method, path (never the query or a body), status, latency.
+async fn access_log(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let response = next.call(req).await?;
+    tracing::info!(
+        target: "tessera::access",
+        %method,
+        path,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    Ok(response)
+}

@@ -1,0 +1,99 @@
+//! The command line: `serve` (default), `check-config`, `openapi`, `hash-secret`.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::Application;
+use crate::config::Settings;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "Token-exchange service: session tokens in, RS256 JWTs out"
+)]
+pub struct Cli {
+    /// TOML configuration file (defaults, then this file, then TESSERA__SECTION__KEY variables).
+    #[arg(long, global = true, env = "TESSERA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Validate the configuration and exit.
+    CheckConfig,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Read a secret from stdin and print its hex SHA-256 for `secret_sha256` / `token_sha256`.
+    HashSecret,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Openapi => {
+            print!("{}", crate::routes::openapi::document());
+            ExitCode::SUCCESS
+        }
+        Command::HashSecret => {
+            let mut secret = String::new();
+            if std::io::stdin().read_to_string(&mut secret).is_err() {
+                eprintln!("tessera: could not read the secret from stdin");
+                return ExitCode::FAILURE;
+            }
+            println!(
+                "{}",
+                crate::clients::hash_secret(secret.trim_end_matches(['\n', '\r']))
+            );
+            ExitCode::SUCCESS
+        }
+        Command::CheckConfig => match load(cli.config.as_deref()) {
+            Ok(_) => {
+                println!("configuration ok");
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Serve => {
+            let settings = match load(cli.config.as_deref()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            crate::telemetry::init(&settings.log);
+            match serve(settings) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tessera: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn load(file: Option<&std::path::Path>) -> Result<Settings, ExitCode> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    Settings::load(file, &env).map_err(|e| {
+        eprintln!("tessera: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn serve(settings: Settings) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let listen = settings.server.listen.clone();
+        let issuer = settings.issuer.clone();
+        let app = Application::build(settings).await?;
+        tracing::info!(%listen, port = app.port(), %issuer, "tessera listening");
+        app.run_until_stopped().await?;
+        tracing::info!("tessera stopped");
+        Ok(())
+    })
+}

@@ -1,0 +1,462 @@
+//! `POST /exchange` and `POST /oauth2/token`: RFC 8693 token exchange.
+//!
+//! The straight line: read body → authenticate client → check grant, token type, audience,
+//! scope → resolve session → sign. Every refusal is an [`ApiError`]; nothing a caller
+//! sends can make this a 500.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::discovery::TOKEN_EXCHANGE_GRANT;
+use super::{BodyEncoding, describe_parse_error, read_body};
+use crate::app::AppState;
+use crate::clients::{Client, PresentedCredentials};
+use crate::error::{ApiError, ErrorBody};
+use crate::sessions::{SessionError, SubjectTokenType};
+use crate::tokens::{RequestContext, TokenRequest};
+
+pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+const MAX_PATH_BYTES: usize = 2048;
+const MAX_METHOD_BYTES: usize = 32;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(super::resource("/exchange").route(web::post().to(exchange_token)))
+        .service(super::resource("/oauth2/token").route(web::post().to(oauth2_token)));
+}
+
+/// The JSON encoding of an exchange request.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ExchangeJson {
+    /// The user's session token; absent for an anonymous exchange.
+    pub subject_token: Option<String>,
+    /// Default `urn:tessera:params:token-type:session`.
+    #[schema(example = "urn:tessera:params:token-type:session")]
+    pub subject_token_type: Option<String>,
+    /// The target service; default: the client's `default_audience`.
+    #[schema(example = "product-catalog")]
+    pub audience: Option<String>,
+    /// Space-separated scopes, a subset of the client's.
+    pub scope: Option<String>,
+    /// The gateway's inbound request, copied into the `ctx` claim.
+    pub request: Option<RequestContext>,
+    /// `client_secret_post` credentials (instead of HTTP Basic).
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+/// The RFC 8693 §2.1 form encoding.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ExchangeForm {
+    /// Must be `urn:ietf:params:oauth:grant-type:token-exchange`.
+    #[schema(example = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    pub grant_type: Option<String>,
+    pub subject_token: Option<String>,
+    pub subject_token_type: Option<String>,
+    pub audience: Option<String>,
+    pub scope: Option<String>,
+    /// If given, `urn:ietf:params:oauth:token-type:jwt` or `…:access_token`.
+    pub requested_token_type: Option<String>,
+    /// Not supported (no delegation by actor token); its presence is refused.
+    pub actor_token: Option<String>,
+    /// Not supported (use `audience`); its presence is refused.
+    pub resource: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+/// RFC 8693 §2.2.1 success response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExchangeResponse {
+    /// The signed RS256 JWT.
+    pub access_token: String,
+    #[schema(example = "urn:ietf:params:oauth:token-type:jwt")]
+    pub issued_token_type: &'static str,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until `exp`.
+    #[schema(example = 600)]
+    pub expires_in: u64,
+    /// Granted scope, when any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// Exchange a gateway session token (or nothing, for anonymous traffic) for an internal JWT.
+#[utoipa::path(post, path = "/exchange", tag = "exchange",
+    request_body(content(
+        (ExchangeJson = "application/json"),
+        (ExchangeForm = "application/x-www-form-urlencoded"))),
+    security(("client_basic" = []), ()),
+    responses(
+        (status = 200, description = "Token issued (`Cache-Control: no-store`)", body = ExchangeResponse),
+        (status = 400, description = "`invalid_request`, `unsupported_grant_type`, `invalid_grant`, `unauthorized_client`, `invalid_target` or `invalid_scope`", body = ErrorBody),
+        (status = 401, description = "`invalid_client`, with `WWW-Authenticate: Basic realm=\"tessera\"`", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 413, description = "`invalid_request`: body over `server.max_body_bytes`", body = ErrorBody),
+        (status = 415, description = "`invalid_request`: unsupported content type", body = ErrorBody),
+        (status = 503, description = "`temporarily_unavailable`: a backend cannot be reached; `Retry-After`", body = ErrorBody)))]
+pub async fn exchange_token(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    exchange(&req, payload, &state).await
+}
+
+/// The same exchange at the OAuth token endpoint named in discovery.
+#[utoipa::path(post, path = "/oauth2/token", tag = "exchange",
+    request_body(content(
+        (ExchangeForm = "application/x-www-form-urlencoded"),
+        (ExchangeJson = "application/json"))),
+    security(("client_basic" = []), ()),
+    responses(
+        (status = 200, description = "Token issued (`Cache-Control: no-store`)", body = ExchangeResponse),
+        (status = 400, description = "`invalid_request`, `unsupported_grant_type`, `invalid_grant`, `unauthorized_client`, `invalid_target` or `invalid_scope`", body = ErrorBody),
+        (status = 401, description = "`invalid_client`, with `WWW-Authenticate: Basic realm=\"tessera\"`", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 413, description = "`invalid_request`: body over `server.max_body_bytes`", body = ErrorBody),
+        (status = 415, description = "`invalid_request`: unsupported content type", body = ErrorBody),
+        (status = 503, description = "`temporarily_unavailable`: a backend cannot be reached; `Retry-After`", body = ErrorBody)))]
+pub async fn oauth2_token(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    exchange(&req, payload, &state).await
+}
+
+/// Both encodings, reduced to one shape.
+#[derive(Debug, Default)]
+struct ExchangeParams {
+    subject_token: Option<String>,
+    subject_token_type: Option<String>,
+    audience: Option<String>,
+    scope: Option<String>,
+    request: Option<RequestContext>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+impl ExchangeParams {
+    fn parse(encoding: BodyEncoding, body: &[u8]) -> Result<Self, ApiError> {
+        match encoding {
+            BodyEncoding::Json => {
+                let j: ExchangeJson =
+                    serde_json::from_slice(body).map_err(|e| describe_parse_error(encoding, &e))?;
+                Ok(Self {
+                    subject_token: j.subject_token,
+                    subject_token_type: j.subject_token_type,
+                    audience: j.audience,
+                    scope: j.scope,
+                    request: j.request,
+                    client_id: j.client_id,
+                    client_secret: j.client_secret,
+                })
+            }
+            BodyEncoding::Form => {
+                let f: ExchangeForm = serde_urlencoded::from_bytes(body)
+                    .map_err(|e| describe_parse_error(encoding, &e))?;
+                match f.grant_type.as_deref() {
+                    None => {
+                        return Err(ApiError::InvalidRequest(
+                            "grant_type is required in the form encoding".into(),
+                        ));
+                    }
+                    Some(TOKEN_EXCHANGE_GRANT) => {}
+                    Some(_) => return Err(ApiError::UnsupportedGrantType),
+                }
+                if f.actor_token.is_some() {
+                    return Err(ApiError::InvalidRequest(
+                        "actor_token is not supported".into(),
+                    ));
+                }
+                if f.resource.is_some() {
+                    return Err(ApiError::InvalidRequest(
+                        "resource is not supported; name the target service in audience".into(),
+                    ));
+                }
+                if let Some(t) = f.requested_token_type.as_deref()
+                    && t != JWT_TOKEN_TYPE
+                    && t != crate::sessions::ACCESS_TOKEN_TYPE
+                {
+                    return Err(ApiError::InvalidRequest(
+                        "requested_token_type must be urn:ietf:params:oauth:token-type:jwt".into(),
+                    ));
+                }
+                Ok(Self {
+                    subject_token: f.subject_token,
+                    subject_token_type: f.subject_token_type,
+                    audience: f.audience,
+                    scope: f.scope,
+                    request: None,
+                    client_id: f.client_id,
+                    client_secret: f.client_secret,
+                })
+            }
+        }
+    }
+}
+
+#[tracing::instrument(name = "exchange", skip_all, fields(client_id, sub, jti))]
+async fn exchange(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<HttpResponse, ApiError> {
+    let (encoding, body) =
+        read_body(req, payload, state.settings.server.max_body_bytes, true).await?;
+    let params = ExchangeParams::parse(encoding, &body)?;
+    let client = state.clients.authenticate(&PresentedCredentials {
+        authorization: req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
+        post_id: params.client_id.as_deref(),
+        post_secret: params.client_secret.as_deref(),
+    })?;
+    let span = tracing::Span::current();
+    span.record("client_id", client.id.as_str());
+
+    let audience = choose_audience(client, params.audience.as_deref())?;
+    let scope = grant_scope(client, params.scope.as_deref())?;
+    let ctx = check_context(params.request.as_ref())?;
+    let token_type = match params.subject_token_type.as_deref() {
+        None => SubjectTokenType::Session,
+        Some(uri) => SubjectTokenType::parse(uri).ok_or_else(|| {
+            ApiError::InvalidRequest(
+                "subject_token_type must be urn:tessera:params:token-type:session or urn:ietf:params:oauth:token-type:access_token".into(),
+            )
+        })?,
+    };
+
+    let now = state.clock.now();
+    let keyring = state.keys.current();
+    let issued = match params.subject_token.as_deref() {
+        None => {
+            if !client.allow_anonymous {
+                return Err(ApiError::UnauthorizedClient(
+                    "this client may not make anonymous exchanges; send a subject_token".into(),
+                ));
+            }
+            state.issuer.issue(
+                &keyring,
+                &TokenRequest {
+                    sub: "anonymous",
+                    roles: &state.settings.token.anonymous_roles,
+                    extra: &state.no_claims,
+                    sid: None,
+                    client_id: &client.id,
+                    audience,
+                    scope: scope.as_deref(),
+                    ctx,
+                    ttl_seconds: client.ttl_seconds,
+                },
+                now,
+            )
+        }
+        Some("") => return Err(ApiError::InvalidRequest("subject_token is empty".into())),
+        Some(token) => {
+            if !state.sessions.supports(token_type) {
+                return Err(ApiError::InvalidRequest(
+                    format!(
+                        "the {} session backend does not accept this subject_token_type",
+                        state.sessions.name()
+                    )
+                    .into(),
+                ));
+            }
+            let principal = state.sessions.resolve(token).await.map_err(|e| match e {
+                SessionError::Rejected => ApiError::InvalidGrant(e.to_string().into()),
+                SessionError::Unavailable(reason) => {
+                    tracing::warn!(backend = state.sessions.name(), %reason, "session backend unavailable");
+                    ApiError::TemporarilyUnavailable {
+                        what: "the session backend".into(),
+                        retry_after: 1,
+                    }
+                }
+            })?;
+            span.record("sub", principal.sub.as_str());
+            state.issuer.issue(
+                &keyring,
+                &TokenRequest {
+                    sub: &principal.sub,
+                    roles: &principal.roles,
+                    extra: &principal.claims,
+                    sid: Some(&principal.sid),
+                    client_id: &client.id,
+                    audience,
+                    scope: scope.as_deref(),
+                    ctx,
+                    ttl_seconds: client.ttl_seconds,
+                },
+                now,
+            )
+        }
+    }
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    span.record("jti", issued.jti.as_str());
+    tracing::debug!(kid = keyring.active().kid(), "token issued");
+
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")))
+        .json(ExchangeResponse {
+            access_token: issued.jwt,
+            issued_token_type: JWT_TOKEN_TYPE,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            scope,
+        }))
+}
+
+fn choose_audience<'c>(client: &'c Client, asked: Option<&str>) -> Result<&'c str, ApiError> {
+    match asked {
+        Some(aud) => client
+            .allowed_audiences
+            .iter()
+            .find(|a| a.as_str() == aud)
+            .map(String::as_str)
+            .ok_or_else(|| {
+                ApiError::InvalidTarget("this client may not ask for that audience".into())
+            }),
+        None => client.default_audience.as_deref().ok_or_else(|| {
+            ApiError::InvalidTarget(
+                "no audience given and the client has no default_audience".into(),
+            )
+        }),
+    }
+}
+
+/// The granted scope: the requested scope tokens, deduplicated, each allowed to the client.
+fn grant_scope(client: &Client, asked: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(asked) = asked else { return Ok(None) };
+    let mut granted: Vec<&str> = Vec::new();
+    for token in asked.split(' ').filter(|t| !t.is_empty()) {
+        if !crate::config::is_scope_token(token) || !client.scopes.iter().any(|s| s == token) {
+            return Err(ApiError::InvalidScope(
+                "the requested scope exceeds what this client may ask for".into(),
+            ));
+        }
+        if !granted.contains(&token) {
+            granted.push(token);
+        }
+    }
+    Ok((!granted.is_empty()).then(|| granted.join(" ")))
+}
+
+fn check_context(ctx: Option<&RequestContext>) -> Result<Option<&RequestContext>, ApiError> {
+    if let Some(c) = ctx {
+        if c.path.len() > MAX_PATH_BYTES {
+            return Err(ApiError::InvalidRequest(
+                "request.path exceeds 2048 bytes".into(),
+            ));
+        }
+        let token_char = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if c.method.is_empty()
+            || c.method.len() > MAX_METHOD_BYTES
+            || !c.method.bytes().all(token_char)
+        {
+            return Err(ApiError::InvalidRequest(
+                "request.method is not an HTTP method".into(),
+            ));
+        }
+    }
+    Ok(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(scopes: &[&str]) -> Client {
+        let settings = crate::config::Settings::default();
+        let c = crate::config::ClientSettings {
+            id: "gw".into(),
+            secret_sha256: "0".repeat(64),
+            allowed_audiences: vec!["a".into(), "b".into()],
+            default_audience: Some("a".into()),
+            allow_anonymous: true,
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            max_ttl_seconds: 0,
+            rate_limit_per_second: 0,
+        };
+        Client::from_settings(&c, &settings)
+    }
+
+    #[test]
+    fn scope_is_deduplicated_and_checked() {
+        let c = client(&["read", "write"]);
+        assert_eq!(
+            grant_scope(&c, Some("read read  write"))
+                .expect("ok")
+                .as_deref(),
+            Some("read write")
+        );
+        assert_eq!(grant_scope(&c, Some("")).expect("ok"), None);
+        assert!(matches!(
+            grant_scope(&c, Some("admin")),
+            Err(ApiError::InvalidScope(_))
+        ));
+    }
+
+    #[test]
+    fn audience_defaults_and_is_checked() {
+        let c = client(&[]);
+        assert_eq!(choose_audience(&c, None).expect("default"), "a");
+        assert_eq!(choose_audience(&c, Some("b")).expect("allowed"), "b");
+        assert!(matches!(
+            choose_audience(&c, Some("c")),
+            Err(ApiError::InvalidTarget(_))
+        ));
+    }
+
+    #[test]
+    fn form_needs_the_token_exchange_grant() {
+        let err =
+            ExchangeParams::parse(BodyEncoding::Form, b"subject_token=x").expect_err("missing");
+        assert!(matches!(err, ApiError::InvalidRequest(_)));
+        let err =
+            ExchangeParams::parse(BodyEncoding::Form, b"grant_type=password").expect_err("other");
+        assert!(matches!(err, ApiError::UnsupportedGrantType));
+        let err = ExchangeParams::parse(
+            BodyEncoding::Form,
+            b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&audience=a&audience=b",
+        )
+        .expect_err("duplicate");
+        assert!(matches!(err, ApiError::InvalidRequest(_)));
+    }
+
+    #[test]
+    fn json_duplicates_and_wrong_types_are_invalid_request() {
+        for body in [
+            &br#"{"audience":"a","audience":"b"}"#[..],
+            br#"{"scope":5}"#,
+            b"{",
+            b"[]",
+        ] {
+            let err = ExchangeParams::parse(BodyEncoding::Json, body).expect_err("invalid");
+            assert!(matches!(err, ApiError::InvalidRequest(_)), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn request_context_is_bounded() {
+        let long = RequestContext {
+            method: "GET".into(),
+            path: "/".repeat(2049),
+        };
+        assert!(check_context(Some(&long)).is_err());
+        let bad = RequestContext {
+            method: "G T".into(),
+            path: "/".into(),
+        };
+        assert!(check_context(Some(&bad)).is_err());
+        let ok = RequestContext {
+            method: "GET".into(),
+            path: "/p?q=1".into(),
+        };
+        assert!(check_context(Some(&ok)).is_ok());
+    }
+}

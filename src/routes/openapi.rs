@@ -1,0 +1,74 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and served as JSON.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, web};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+
+use crate::app::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tessera",
+        description = "Token-exchange service: gateway session tokens (or nothing, for anonymous traffic) in, short-lived RS256 JWTs out, verified offline against the JWKS.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        super::exchange::exchange_token,
+        super::exchange::oauth2_token,
+        super::jwks::get_jwks,
+        super::discovery::get_authorization_server_metadata,
+        super::discovery::get_openid_configuration,
+        super::health::get_health,
+        super::health::get_readiness,
+        get_openapi,
+    ),
+    components(schemas(crate::error::ErrorBody, crate::keys::jwk::Jwk)),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "exchange", description = "Gateways exchange session tokens for internal JWTs"),
+        (name = "keys", description = "Public keys for offline verification"),
+        (name = "discovery", description = "Server metadata (RFC 8414)"),
+        (name = "operations", description = "Health, readiness and this document"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "client_basic",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
+    }
+}
+
+/// The document as committed in `openapi/openapi.json` (pretty, trailing newline).
+pub fn document() -> String {
+    let mut json = ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|_| "{}".into());
+    json.push('\n');
+    json
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(super::resource("/openapi.json").route(web::get().to(get_openapi)));
+}
+
+/// This OpenAPI document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"),
+              (status = 405, description = "Method not allowed", body = crate::error::ErrorBody)))]
+pub async fn get_openapi(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ))
+        .body(state.openapi_json.clone())
+}

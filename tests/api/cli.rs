@@ -1,0 +1,64 @@
+//! The binary: configuration errors stop it with one line naming the key.
+
+use std::process::Command;
+
+fn tessera(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.args(args).env_remove("TESSERA_CONFIG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run tessera")
+}
+
+#[test]
+fn check_config_accepts_the_demo_configuration() {
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/config/demo.toml");
+    let out = tessera(&["--config", demo, "check-config"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_with_one_line_naming_the_key() {
+    let out = tessera(&["serve"], &[("TESSERA__KEYS__RSA_BITS", "1024")]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("keys.rsa_bits"), "{stderr}");
+}
+
+#[test]
+fn a_missing_config_file_is_named() {
+    let out = tessera(
+        &["--config", "/nonexistent/tessera.toml", "check-config"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/tessera.toml"));
+}
+
+#[test]
+fn hash_secret_prints_the_sha256_for_the_configuration() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("hash-secret")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"demo-gateway-secret\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "6573306c7f45369b2cf77c3286f2683ae5dfaf9f8135895401621a7f543cd140"
+    );
+}

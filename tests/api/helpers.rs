@@ -1,0 +1,200 @@
+//! `spawn_app()`: the real application on 127.0.0.1:0 with its own keystore folder.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation};
+use rsa::RsaPrivateKey;
+use rsa::pkcs8::DecodePrivateKey;
+use serde_json::Value;
+use tessera::app::Application;
+use tessera::clients::hash_secret;
+use tessera::config::{ClientSettings, Settings, StaticSessionSettings};
+use tessera::keys::jwk::Jwk;
+use tessera::keys::keyring::{KeyRecord, KeyState};
+use tessera::keys::store_file::FileKeyStore;
+
+pub const CLIENT_ID: &str = "test-gateway";
+pub const CLIENT_SECRET: &str = "test-gateway-secret";
+pub const STRICT_CLIENT_ID: &str = "strict-gateway";
+pub const STRICT_CLIENT_SECRET: &str = "strict-gateway-secret";
+pub const ADMIN_SESSION: &str = "admin-session-token";
+pub const USER_SESSION: &str = "user-session-token";
+pub const FIXTURE_KEY_A: &str = include_str!("../fixtures/rsa-2048-a.pem");
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    pub settings: Settings,
+    pub _dir: tempfile::TempDir,
+}
+
+/// Settings of a test server: two clients, two static sessions, keys under `keys_dir`.
+pub fn test_settings(keys_dir: &Path) -> Settings {
+    let mut s = Settings::default();
+    s.server.listen = "127.0.0.1:0".into();
+    s.server.workers = 1;
+    s.keys.dir = keys_dir.to_owned();
+    s.log.level = "warn".into();
+    s.clients = vec![
+        ClientSettings {
+            id: CLIENT_ID.into(),
+            secret_sha256: hash_secret(CLIENT_SECRET),
+            allowed_audiences: vec!["product-catalog".into(), "product-inventory".into()],
+            default_audience: Some("product-catalog".into()),
+            allow_anonymous: true,
+            scopes: vec!["products:read".into(), "inventory:read".into()],
+            max_ttl_seconds: 0,
+            rate_limit_per_second: 0,
+        },
+        ClientSettings {
+            id: STRICT_CLIENT_ID.into(),
+            secret_sha256: hash_secret(STRICT_CLIENT_SECRET),
+            allowed_audiences: vec!["product-inventory".into()],
+            default_audience: None,
+            allow_anonymous: false,
+            scopes: vec![],
+            max_ttl_seconds: 120,
+            rate_limit_per_second: 0,
+        },
+    ];
+    let claims = |email: &str| {
+        let mut m = serde_json::Map::new();
+        m.insert("email".into(), Value::from(email));
+        m
+    };
+    s.sessions.static_sessions = vec![
+        StaticSessionSettings {
+            token: ADMIN_SESSION.into(),
+            sub: "user-1".into(),
+            roles: vec!["admin".into()],
+            claims: claims("admin@example.com"),
+        },
+        StaticSessionSettings {
+            token: USER_SESSION.into(),
+            sub: "user-2".into(),
+            roles: vec![],
+            claims: claims("user@example.com"),
+        },
+    ];
+    s
+}
+
+/// Puts the pre-generated fixture key into `dir` as the active key (generating keys in
+/// tests is slow and random); returns its kid.
+pub fn install_fixture_key(dir: &Path) -> String {
+    let key = RsaPrivateKey::from_pkcs8_pem(FIXTURE_KEY_A).expect("fixture key");
+    let kid = Jwk::from_public_key(&key.to_public_key()).kid;
+    let store = FileKeyStore::open(dir).expect("keystore");
+    store
+        .add(
+            KeyRecord {
+                kid: kid.clone(),
+                state: KeyState::Active,
+                created_at: 1_700_000_000,
+                activates_at: 1_700_000_000,
+                retires_at: None,
+            },
+            &key,
+        )
+        .expect("install key");
+    kid
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys_dir = dir.path().join("keys");
+    install_fixture_key(&keys_dir);
+    let mut settings = test_settings(&keys_dir);
+    adjust(&mut settings);
+    settings.validate().expect("test settings are valid");
+    let app = Application::build(settings.clone())
+        .await
+        .expect("build app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        http: reqwest::Client::new(),
+        settings,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// `POST /exchange` with a JSON body, authenticated as the test gateway.
+    pub async fn exchange_json(&self, body: Value) -> reqwest::Response {
+        self.http
+            .post(self.url("/exchange"))
+            .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// An issued token for `session` (None = anonymous), checked to be a 200.
+    pub async fn token_for(&self, session: Option<&str>) -> String {
+        let body = match session {
+            Some(s) => serde_json::json!({"subject_token": s}),
+            None => serde_json::json!({}),
+        };
+        let response = self.exchange_json(body).await;
+        assert_eq!(response.status(), 200);
+        let v: Value = response.json().await.expect("json");
+        v["access_token"].as_str().expect("access_token").to_owned()
+    }
+
+    pub async fn jwks(&self) -> JwkSet {
+        self.http
+            .get(self.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .expect("jwks")
+            .json()
+            .await
+            .expect("jwks json")
+    }
+
+    /// Verifies `jwt` the way any service would: JWKS, issuer and audience only.
+    pub async fn verify(&self, jwt: &str, audience: &str) -> HashMap<String, Value> {
+        let header = jsonwebtoken::decode_header(jwt).expect("header");
+        let jwks = self.jwks().await;
+        let kid = header.kid.expect("kid");
+        let jwk = jwks.find(&kid).expect("kid is published");
+        let key = DecodingKey::from_jwk(jwk).expect("decoding key");
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_audience(&[audience]);
+        validation.set_issuer(&[&self.settings.issuer]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        jsonwebtoken::decode::<HashMap<String, Value>>(jwt, &key, &validation)
+            .expect("token verifies")
+            .claims
+    }
+}
+
+/// Asserts an OAuth error response and returns it.
+pub async fn assert_oauth_error(response: reqwest::Response, status: u16, error: &str) -> Value {
+    assert_eq!(response.status(), status, "status");
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
+    let body: Value = response.json().await.expect("error body is JSON");
+    assert_eq!(body["error"], error, "{body}");
+    assert!(body["error_description"].is_string(), "{body}");
+    body
+}

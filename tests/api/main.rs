@@ -1,0 +1,10 @@
+//! The one integration test binary: the real server on a free port, real HTTP.
+
+mod cli;
+mod discovery;
+mod exchange;
+mod health;
+mod helpers;
+mod jwks;
+mod keys;
+mod openapi;
