@@ -17,6 +17,7 @@ use serde_json::Map;
 use crate::clients::ClientRegistry;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
+use crate::denylist::DenylistStore;
 use crate::error::ApiError;
 use crate::keys::KeyService;
 use crate::routes;
@@ -30,6 +31,7 @@ pub struct AppState {
     pub keys: Arc<KeyService>,
     pub clients: ClientRegistry,
     pub sessions: SessionBackend,
+    pub denylist: DenylistStore,
     pub issuer: TokenIssuer,
     /// Discovery document, serialized once.
     pub discovery_json: Bytes,
@@ -37,6 +39,8 @@ pub struct AppState {
     pub openapi_json: Bytes,
     /// `public, max-age=<jwks.max_age_seconds>`.
     pub jwks_cache_control: HeaderValue,
+    /// SHA-256 of the admin token; `None`: the admin API is disabled.
+    pub admin_token_sha256: Option<[u8; 32]>,
     /// The empty extra-claims map of anonymous tokens.
     pub no_claims: Map<String, serde_json::Value>,
 }
@@ -50,11 +54,15 @@ impl AppState {
         Ok(Self {
             clients: ClientRegistry::from_settings(&settings),
             sessions: SessionBackend::from_settings(&settings),
+            denylist: DenylistStore::from_settings(&settings)?,
             issuer: TokenIssuer::new(&settings.issuer, settings.token.clock_skew_seconds),
             discovery_json: Bytes::from(serde_json::to_vec(&metadata)?),
             openapi_json: Bytes::from(routes::openapi::document()),
             jwks_cache_control: HeaderValue::from_str(&cache_control)?,
             no_claims: Map::new(),
+            admin_token_sha256: hex::decode(&settings.admin.token_sha256)
+                .ok()
+                .and_then(|h| h.try_into().ok()),
             settings: Arc::new(settings),
             clock,
             keys,
@@ -116,6 +124,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {

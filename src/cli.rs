@@ -33,6 +33,25 @@ pub enum Command {
     Openapi,
     /// Read a secret from stdin and print its hex SHA-256 for `secret_sha256` / `token_sha256`.
     HashSecret,
+    /// Revoke a token, a session or a user in the configured (shared) denylist.
+    Revoke(RevokeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["jti", "session", "subject"])))]
+pub struct RevokeArgs {
+    /// A token id: that token is dead until it expires.
+    #[arg(long)]
+    pub jti: Option<String>,
+    /// A session token: every token of that session is dead and it cannot be exchanged.
+    #[arg(long)]
+    pub session: Option<String>,
+    /// A user id: every token of that user issued up to now is dead.
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Why, for the audit log.
+    #[arg(long)]
+    pub reason: Option<String>,
 }
 
 pub fn main() -> ExitCode {
@@ -61,6 +80,23 @@ pub fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Revoke(args) => {
+            let settings = match load(cli.config.as_deref()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            crate::telemetry::init(&settings.log);
+            match revoke(&settings, args) {
+                Ok(line) => {
+                    println!("{line}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tessera: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve => {
             let settings = match load(cli.config.as_deref()) {
                 Ok(s) => s,
@@ -95,5 +131,33 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         app.run_until_stopped().await?;
         tracing::info!("tessera stopped");
         Ok(())
+    })
+}
+
+fn revoke(settings: &Settings, args: RevokeArgs) -> anyhow::Result<String> {
+    use crate::denylist::{DenylistStore, Target, revoke_and_audit};
+    let target = match (args.jti, args.session, args.subject) {
+        (Some(jti), _, _) => Target::Jti(jti),
+        (_, Some(session), _) => Target::Session(session),
+        (_, _, Some(subject)) => Target::Subject(subject),
+        _ => anyhow::bail!("give one of --jti, --session, --subject"),
+    };
+    crate::routes::admin::check_target(&target).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let denylist = DenylistStore::from_settings(settings)?;
+        if !denylist.is_shared() {
+            anyhow::bail!(
+                "denylist.backend is \"memory\", which lives inside the server process; set denylist.backend = \"redis\" or use POST /admin/revocations"
+            );
+        }
+        let sessions = crate::sessions::SessionBackend::from_settings(settings);
+        let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+        let revocation = target.to_revocation(&sessions, settings, now);
+        let by = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+        let ttl = revoke_and_audit(&denylist, &revocation, now, args.reason.as_deref(), &by).await?;
+        Ok(format!("revoked {} {} for {ttl} s", revocation.kind(), revocation.id()))
     })
 }

@@ -199,6 +199,10 @@ pub struct RedisSettings {
     pub key_prefix: String,
     pub cluster: bool,
     pub nodes: Vec<String>,
+    /// Bound on connecting and on every command; a dead Redis never hangs a request.
+    pub timeout_ms: u64,
+    /// PEM CA bundle trusted for `rediss://` instead of the system roots.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for RedisSettings {
@@ -208,6 +212,8 @@ impl Default for RedisSettings {
             key_prefix: "tessera:".into(),
             cluster: false,
             nodes: Vec::new(),
+            timeout_ms: 500,
+            tls_ca_file: None,
         }
     }
 }
@@ -411,7 +417,72 @@ impl Settings {
             check_sha256_hex("admin.token_sha256", hash)?;
         }
         self.validate_clients()?;
+        self.validate_redis()?;
         self.validate_sessions()
+    }
+
+    fn validate_redis(&self) -> Result<(), ConfigError> {
+        if self.denylist.session_ttl_seconds == 0 {
+            return Err(invalid(
+                "denylist.session_ttl_seconds",
+                "must be at least 1",
+                "set it at least as long as the legacy server's longest session",
+            ));
+        }
+        if self.denylist.backend != DenylistBackend::Redis {
+            return Ok(());
+        }
+        let r = &self.redis;
+        let is_url = |u: &str| u.starts_with("redis://") || u.starts_with("rediss://");
+        if r.cluster {
+            if r.nodes.is_empty() {
+                return Err(invalid(
+                    "redis.nodes",
+                    "is empty while redis.cluster = true",
+                    "list the cluster's seed nodes, e.g. [\"redis://10.0.0.1:6379\"]",
+                ));
+            }
+            if let Some(bad) = r.nodes.iter().find(|n| !is_url(n)) {
+                return Err(invalid(
+                    "redis.nodes",
+                    format!(
+                        "contains {:?}, which is not a redis:// or rediss:// URL",
+                        crate::redis_client::describe_url(bad)
+                    ),
+                    "write each node as redis://host:port",
+                ));
+            }
+        } else if !is_url(&r.url) {
+            return Err(invalid(
+                "redis.url",
+                "is not a redis:// or rediss:// URL",
+                "e.g. redis://127.0.0.1:6379 (rediss:// for TLS)",
+            ));
+        }
+        if let Some(ca) = &r.tls_ca_file
+            && !ca.is_file()
+        {
+            return Err(invalid(
+                "redis.tls_ca_file",
+                format!("= {} is not a readable file", ca.display()),
+                "point it at a PEM CA bundle, or remove it to trust the system roots",
+            ));
+        }
+        if r.key_prefix.is_empty() {
+            return Err(invalid(
+                "redis.key_prefix",
+                "is empty",
+                "the default is \"tessera:\"",
+            ));
+        }
+        if !(10..=60_000).contains(&r.timeout_ms) {
+            return Err(invalid(
+                "redis.timeout_ms",
+                "must be between 10 and 60000",
+                "the default is 500",
+            ));
+        }
+        Ok(())
     }
 
     fn validate_token(&self) -> Result<(), ConfigError> {

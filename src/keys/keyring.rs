@@ -97,6 +97,11 @@ impl Keyring {
         &self.keys
     }
 
+    /// The published key with this kid.
+    pub fn find(&self, kid: &str) -> Option<&LoadedKey> {
+        self.keys.iter().find(|k| k.record.kid == kid)
+    }
+
     /// The JWKS document, serialized once.
     pub fn jwks_json(&self) -> &Bytes {
         &self.jwks_json

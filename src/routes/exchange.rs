@@ -4,17 +4,22 @@
 //! scope → resolve session → sign. Every refusal is an [`ApiError`]; nothing a caller
 //! sends can make this a 500.
 
+use std::sync::Arc;
+
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::discovery::TOKEN_EXCHANGE_GRANT;
-use super::{BodyEncoding, describe_parse_error, read_body};
+use super::{
+    BodyEncoding, authenticate_client, denylist_unavailable, describe_parse_error, read_body,
+};
 use crate::app::AppState;
-use crate::clients::{Client, PresentedCredentials};
+use crate::clients::Client;
+use crate::denylist::Denylist as _;
 use crate::error::{ApiError, ErrorBody};
-use crate::sessions::{SessionError, SubjectTokenType};
+use crate::sessions::{Principal, SessionError, SubjectTokenType};
 use crate::tokens::{RequestContext, TokenRequest};
 
 pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
@@ -208,14 +213,12 @@ async fn exchange(
     let (encoding, body) =
         read_body(req, payload, state.settings.server.max_body_bytes, true).await?;
     let params = ExchangeParams::parse(encoding, &body)?;
-    let client = state.clients.authenticate(&PresentedCredentials {
-        authorization: req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes),
-        post_id: params.client_id.as_deref(),
-        post_secret: params.client_secret.as_deref(),
-    })?;
+    let client = authenticate_client(
+        state,
+        req,
+        params.client_id.as_deref(),
+        params.client_secret.as_deref(),
+    )?;
     let span = tracing::Span::current();
     span.record("client_id", client.id.as_str());
 
@@ -232,70 +235,50 @@ async fn exchange(
     };
 
     let now = state.clock.now();
-    let keyring = state.keys.current();
-    let issued = match params.subject_token.as_deref() {
+    let principal = match params.subject_token.as_deref() {
+        None if client.allow_anonymous => None,
         None => {
-            if !client.allow_anonymous {
-                return Err(ApiError::UnauthorizedClient(
-                    "this client may not make anonymous exchanges; send a subject_token".into(),
-                ));
-            }
-            state.issuer.issue(
-                &keyring,
-                &TokenRequest {
-                    sub: "anonymous",
-                    roles: &state.settings.token.anonymous_roles,
-                    extra: &state.no_claims,
-                    sid: None,
-                    client_id: &client.id,
-                    audience,
-                    scope: scope.as_deref(),
-                    ctx,
-                    ttl_seconds: client.ttl_seconds,
-                },
-                now,
-            )
+            return Err(ApiError::UnauthorizedClient(
+                "this client may not make anonymous exchanges; send a subject_token".into(),
+            ));
         }
         Some("") => return Err(ApiError::InvalidRequest("subject_token is empty".into())),
-        Some(token) => {
-            if !state.sessions.supports(token_type) {
-                return Err(ApiError::InvalidRequest(
-                    format!(
-                        "the {} session backend does not accept this subject_token_type",
-                        state.sessions.name()
-                    )
-                    .into(),
-                ));
-            }
-            let principal = state.sessions.resolve(token).await.map_err(|e| match e {
-                SessionError::Rejected => ApiError::InvalidGrant(e.to_string().into()),
-                SessionError::Unavailable(reason) => {
-                    tracing::warn!(backend = state.sessions.name(), %reason, "session backend unavailable");
-                    ApiError::TemporarilyUnavailable {
-                        what: "the session backend".into(),
-                        retry_after: 1,
-                    }
-                }
-            })?;
-            span.record("sub", principal.sub.as_str());
-            state.issuer.issue(
-                &keyring,
-                &TokenRequest {
-                    sub: &principal.sub,
-                    roles: &principal.roles,
-                    extra: &principal.claims,
-                    sid: Some(&principal.sid),
-                    client_id: &client.id,
-                    audience,
-                    scope: scope.as_deref(),
-                    ctx,
-                    ttl_seconds: client.ttl_seconds,
-                },
-                now,
-            )
-        }
-    }
-    .map_err(|e| ApiError::Internal(e.into()))?;
+        Some(token) => Some(resolve_session(state, token, token_type, now).await?),
+    };
+    let (sub, roles, extra, sid) = match &principal {
+        Some(p) => (
+            p.sub.as_str(),
+            &p.roles[..],
+            &p.claims,
+            Some(p.sid.as_str()),
+        ),
+        None => (
+            "anonymous",
+            &state.settings.token.anonymous_roles[..],
+            &state.no_claims,
+            None,
+        ),
+    };
+    span.record("sub", sub);
+    let keyring = state.keys.current();
+    let issued = state
+        .issuer
+        .issue(
+            &keyring,
+            &TokenRequest {
+                sub,
+                roles,
+                extra,
+                sid,
+                client_id: &client.id,
+                audience,
+                scope: scope.as_deref(),
+                ctx,
+                ttl_seconds: client.ttl_seconds,
+            },
+            now,
+        )
+        .map_err(|e| ApiError::Internal(e.into()))?;
     span.record("jti", issued.jti.as_str());
     tracing::debug!(kid = keyring.active().kid(), "token issued");
 
@@ -309,6 +292,45 @@ async fn exchange(
             expires_in: issued.expires_in,
             scope,
         }))
+}
+
+/// The session's user, unless the session is revoked (denylist first: a revoked session
+/// never reaches the backend) or unknown.
+async fn resolve_session(
+    state: &AppState,
+    token: &str,
+    token_type: SubjectTokenType,
+    now: crate::clock::UnixTime,
+) -> Result<Arc<Principal>, ApiError> {
+    if !state.sessions.supports(token_type) {
+        return Err(ApiError::InvalidRequest(
+            format!(
+                "the {} session backend does not accept this subject_token_type",
+                state.sessions.name()
+            )
+            .into(),
+        ));
+    }
+    if state
+        .denylist
+        .is_session_revoked(&state.sessions.sid_of(token), now)
+        .await
+        .map_err(denylist_unavailable)?
+    {
+        return Err(ApiError::InvalidGrant(
+            "the session has been revoked".into(),
+        ));
+    }
+    state.sessions.resolve(token).await.map_err(|e| match e {
+        SessionError::Rejected => ApiError::InvalidGrant(e.to_string().into()),
+        SessionError::Unavailable(reason) => {
+            tracing::warn!(backend = state.sessions.name(), %reason, "session backend unavailable");
+            ApiError::TemporarilyUnavailable {
+                what: "the session backend".into(),
+                retry_after: 1,
+            }
+        }
+    })
 }
 
 fn choose_audience<'c>(client: &'c Client, asked: Option<&str>) -> Result<&'c str, ApiError> {

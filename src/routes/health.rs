@@ -58,6 +58,12 @@ pub async fn get_readiness(state: web::Data<AppState>) -> HttpResponse {
             "error: no active key".into()
         },
     );
+    if let Some(result) = state.denylist.check().await {
+        checks.insert(
+            "denylist",
+            result.map_or_else(|e| format!("error: {}", e.reason), |()| "ok".into()),
+        );
+    }
     let ready = checks.values().all(|v| v == "ok");
     let body = Readiness {
         status: if ready { "ready" } else { "unavailable" },

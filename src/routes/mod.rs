@@ -1,18 +1,27 @@
 //! HTTP routes. Each module owns its endpoints and exposes `configure`; `app.rs` composes them.
 
+pub mod admin;
 pub mod discovery;
 pub mod exchange;
 pub mod health;
+pub mod introspect;
 pub mod jwks;
 pub mod openapi;
+pub mod revoke;
 
 use actix_web::{HttpMessage, HttpRequest, Resource, web};
 use futures_util::StreamExt as _;
 
+use crate::app::AppState;
+use crate::clients::{Client, PresentedCredentials};
 use crate::error::ApiError;
+use crate::redis_client::RedisUnavailable;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     exchange::configure(cfg);
+    revoke::configure(cfg);
+    introspect::configure(cfg);
+    admin::configure(cfg);
     jwks::configure(cfg);
     discovery::configure(cfg);
     health::configure(cfg);
@@ -75,4 +84,65 @@ pub(crate) fn describe_parse_error(
         BodyEncoding::Form => "malformed form body",
     };
     ApiError::InvalidRequest(format!("{what}: {err}").into())
+}
+
+/// Authenticates the calling client by HTTP Basic or the body's `client_id`/`client_secret`.
+pub(crate) fn authenticate_client<'s>(
+    state: &'s AppState,
+    req: &HttpRequest,
+    post_id: Option<&str>,
+    post_secret: Option<&str>,
+) -> Result<&'s Client, ApiError> {
+    state.clients.authenticate(&PresentedCredentials {
+        authorization: req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .map(actix_web::http::header::HeaderValue::as_bytes),
+        post_id,
+        post_secret,
+    })
+}
+
+/// The denylist could not answer: fail closed with `503` and `Retry-After`.
+pub(crate) fn denylist_unavailable(e: RedisUnavailable) -> ApiError {
+    tracing::warn!(error = %e, "denylist unavailable");
+    ApiError::TemporarilyUnavailable {
+        what: "the denylist".into(),
+        retry_after: 1,
+    }
+}
+
+/// The RFC 7009 / RFC 7662 request body: `token=…` (+ `token_type_hint`, credentials).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct TokenForm {
+    /// The JWT to revoke or introspect.
+    pub token: Option<String>,
+    /// Accepted and ignored: Tessera only has one kind of token.
+    pub token_type_hint: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+/// Reads a `TokenForm` and authenticates the client; returns the client and the token.
+pub(crate) async fn read_token_form<'s>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &'s AppState,
+) -> Result<(&'s Client, String), ApiError> {
+    let (encoding, body) =
+        read_body(req, payload, state.settings.server.max_body_bytes, false).await?;
+    let form: TokenForm =
+        serde_urlencoded::from_bytes(&body).map_err(|e| describe_parse_error(encoding, &e))?;
+    let client = authenticate_client(
+        state,
+        req,
+        form.client_id.as_deref(),
+        form.client_secret.as_deref(),
+    )?;
+    match form.token {
+        Some(token) if !token.is_empty() => Ok((client, token)),
+        _ => Err(ApiError::InvalidRequest(
+            "the token parameter is required".into(),
+        )),
+    }
 }

@@ -17,6 +17,9 @@ use crate::app::AppState;
     paths(
         super::exchange::exchange_token,
         super::exchange::oauth2_token,
+        super::revoke::revoke_token,
+        super::introspect::introspect_token,
+        super::admin::create_revocation,
         super::jwks::get_jwks,
         super::discovery::get_authorization_server_metadata,
         super::discovery::get_openid_configuration,
@@ -28,6 +31,8 @@ use crate::app::AppState;
     modifiers(&SecuritySchemes),
     tags(
         (name = "exchange", description = "Gateways exchange session tokens for internal JWTs"),
+        (name = "revocation", description = "Revoke and introspect tokens (RFC 7009, RFC 7662)"),
+        (name = "admin", description = "Operator endpoints (admin bearer token)"),
         (name = "keys", description = "Public keys for offline verification"),
         (name = "discovery", description = "Server metadata (RFC 8414)"),
         (name = "operations", description = "Health, readiness and this document"),
@@ -43,6 +48,10 @@ impl utoipa::Modify for SecuritySchemes {
         components.add_security_scheme(
             "client_basic",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
+        components.add_security_scheme(
+            "admin_bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
     }
 }

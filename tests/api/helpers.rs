@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
@@ -10,6 +11,7 @@ use rsa::pkcs8::DecodePrivateKey;
 use serde_json::Value;
 use tessera::app::Application;
 use tessera::clients::hash_secret;
+use tessera::clock::{Clock, SystemClock};
 use tessera::config::{ClientSettings, Settings, StaticSessionSettings};
 use tessera::keys::jwk::Jwk;
 use tessera::keys::keyring::{KeyRecord, KeyState};
@@ -22,12 +24,14 @@ pub const STRICT_CLIENT_SECRET: &str = "strict-gateway-secret";
 pub const ADMIN_SESSION: &str = "admin-session-token";
 pub const USER_SESSION: &str = "user-session-token";
 pub const FIXTURE_KEY_A: &str = include_str!("../fixtures/rsa-2048-a.pem");
+pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 pub struct TestApp {
     pub address: String,
     pub http: reqwest::Client,
     pub settings: Settings,
+    pub handle: actix_web::dev::ServerHandle,
     pub _dir: tempfile::TempDir,
 }
 
@@ -38,6 +42,7 @@ pub fn test_settings(keys_dir: &Path) -> Settings {
     s.server.workers = 1;
     s.keys.dir = keys_dir.to_owned();
     s.log.level = "warn".into();
+    s.admin.token_sha256 = hash_secret(ADMIN_TOKEN);
     s.clients = vec![
         ClientSettings {
             id: CLIENT_ID.into(),
@@ -108,26 +113,66 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with_clock(adjust, Arc::new(SystemClock)).await
+}
+
+/// The application on a clock the test controls.
+pub async fn spawn_app_with_clock(
+    adjust: impl FnOnce(&mut Settings),
+    clock: Arc<dyn Clock>,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let keys_dir = dir.path().join("keys");
     install_fixture_key(&keys_dir);
     let mut settings = test_settings(&keys_dir);
     adjust(&mut settings);
     settings.validate().expect("test settings are valid");
-    let app = Application::build(settings.clone())
+    let app = Application::build_with_clock(settings.clone(), clock)
         .await
         .expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
         http: reqwest::Client::new(),
         settings,
+        handle,
         _dir: dir,
     }
 }
 
 impl TestApp {
+    /// Stops the server (graceful) and waits until it has.
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+
+    /// `POST /introspect` as the test gateway; returns the JSON body (asserting 200).
+    pub async fn introspect(&self, token: &str) -> Value {
+        let response = self
+            .http
+            .post(self.url("/introspect"))
+            .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .expect("introspect");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("json")
+    }
+
+    /// `POST /admin/revocations` with the test admin token.
+    pub async fn admin_revoke(&self, body: Value) -> reqwest::Response {
+        self.http
+            .post(self.url("/admin/revocations"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("admin revocation")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

@@ -8,3 +8,6 @@ mod helpers;
 mod jwks;
 mod keys;
 mod openapi;
+mod redis_denylist;
+mod redis_support;
+mod revocation;

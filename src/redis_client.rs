@@ -1,0 +1,286 @@
+//! One Redis connection for the whole process: a multiplexed, self-reconnecting
+//! `ConnectionManager` (single node, `redis://` or `rediss://`) or a cluster connection.
+//!
+//! Invariants: connecting is lazy, so Tessera starts while Redis is down and recovers by
+//! itself when it returns; every call is bounded by `timeout`; a URL's password never
+//! appears in an error or log line (errors name only the host).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Value};
+
+/// Redis could not answer in time (down, refusing, timing out, or a protocol error).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("redis at {target}: {reason}")]
+pub struct RedisUnavailable {
+    pub target: String,
+    pub reason: String,
+}
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+enum Source {
+    /// The manager connects lazily and reconnects by itself.
+    Single(ConnectionManager),
+    /// Cluster connections are made on first use and kept; the cluster connection
+    /// re-discovers slots and reconnects nodes by itself.
+    Cluster {
+        client: Box<ClusterClient>,
+        conn: ArcSwapOption<ClusterConnection>,
+        connecting: tokio::sync::Mutex<()>,
+    },
+}
+
+#[derive(Clone)]
+pub struct RedisClient {
+    source: Arc<Source>,
+    timeout: Duration,
+    target: Arc<str>,
+}
+
+impl std::fmt::Debug for RedisClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisClient")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+/// `host:port` of a Redis URL, for messages (never the password).
+pub fn describe_url(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    host.split('/').next().unwrap_or(host).to_owned()
+}
+
+impl RedisClient {
+    /// A single node (`redis://` or `rediss://` URL; `ca_pem` replaces the system roots
+    /// for TLS). Does not connect yet.
+    pub fn single(
+        url: &str,
+        timeout: Duration,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, RedisUnavailable> {
+        ensure_crypto_provider();
+        let target = describe_url(url);
+        let fail = |e: redis::RedisError| RedisUnavailable {
+            target: target.clone(),
+            reason: format!("invalid URL or TLS setup ({:?})", e.kind()),
+        };
+        let client = match ca_pem {
+            Some(ca) => redis::Client::build_with_tls(url, tls_roots(ca)),
+            None => redis::Client::open(url),
+        }
+        .map_err(fail)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        let manager = ConnectionManager::new_lazy_with_config(client, config).map_err(fail)?;
+        Ok(Self {
+            source: Arc::new(Source::Single(manager)),
+            timeout,
+            target: target.into(),
+        })
+    }
+
+    /// A Redis Cluster seeded from `nodes`. Does not connect yet.
+    pub fn cluster(
+        nodes: &[String],
+        timeout: Duration,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, RedisUnavailable> {
+        ensure_crypto_provider();
+        let target = nodes
+            .iter()
+            .map(|n| describe_url(n))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut builder = ClusterClient::builder(nodes.iter().map(String::as_str))
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .retries(1);
+        if let Some(ca) = ca_pem {
+            builder = builder.certs(tls_roots(ca));
+        }
+        let client = builder.build().map_err(|e| RedisUnavailable {
+            target: target.clone(),
+            reason: format!("invalid cluster node list ({:?})", e.kind()),
+        })?;
+        Ok(Self {
+            source: Arc::new(Source::Cluster {
+                client: Box::new(client),
+                conn: ArcSwapOption::empty(),
+                connecting: tokio::sync::Mutex::new(()),
+            }),
+            timeout,
+            target: target.into(),
+        })
+    }
+
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    fn unavailable(&self, reason: impl Into<String>) -> RedisUnavailable {
+        RedisUnavailable {
+            target: self.target.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    async fn conn(&self) -> Result<Conn, RedisUnavailable> {
+        match &*self.source {
+            Source::Single(m) => Ok(Conn::Single(m.clone())),
+            Source::Cluster {
+                client,
+                conn,
+                connecting,
+            } => {
+                if let Some(c) = conn.load_full() {
+                    return Ok(Conn::Cluster((*c).clone()));
+                }
+                let _guard = connecting.lock().await;
+                if let Some(c) = conn.load_full() {
+                    return Ok(Conn::Cluster((*c).clone()));
+                }
+                let c = client
+                    .get_async_connection()
+                    .await
+                    .map_err(|e| self.unavailable(error_reason(&e)))?;
+                conn.store(Some(Arc::new(c.clone())));
+                Ok(Conn::Cluster(c))
+            }
+        }
+    }
+
+    /// Runs `f` on a connection, bounded by the timeout.
+    async fn run<T, F, Fut>(&self, f: F) -> Result<T, RedisUnavailable>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let work = async {
+            let conn = self.conn().await?;
+            f(conn)
+                .await
+                .map_err(|e| self.unavailable(error_reason(&e)))
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| self.unavailable("timed out"))?
+    }
+
+    /// One command, one round trip.
+    pub async fn query<T: FromRedisValue + Send>(&self, cmd: Cmd) -> Result<T, RedisUnavailable> {
+        self.run(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
+    }
+
+    /// A script (EVALSHA, falling back to EVAL), one round trip.
+    pub async fn script<T: FromRedisValue + Send>(
+        &self,
+        script: &redis::Script,
+        keys: &[&str],
+        args: &[&str],
+    ) -> Result<T, RedisUnavailable> {
+        let mut invocation = script.prepare_invoke();
+        for k in keys {
+            invocation.key(*k);
+        }
+        for a in args {
+            invocation.arg(*a);
+        }
+        self.run(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .await
+    }
+
+    /// `PING`, for readiness.
+    pub async fn ping(&self) -> Result<(), RedisUnavailable> {
+        let pong: String = self.query(redis::cmd("PING")).await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(self.unavailable("unexpected PING answer"))
+        }
+    }
+}
+
+/// rustls needs one process-wide crypto provider; we use aws-lc-rs, as the signer does.
+/// Installing is idempotent: a provider installed earlier stays.
+fn ensure_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+fn tls_roots(ca_pem: &[u8]) -> redis::TlsCertificates {
+    redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(ca_pem.to_vec()),
+    }
+}
+
+/// A short reason without the server's free text (which may echo key names).
+fn error_reason(e: &redis::RedisError) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connection_refusal() {
+        "connection refused".into()
+    } else if e.is_connection_dropped() || e.is_io_error() {
+        "connection lost".into()
+    } else {
+        format!("error ({:?})", e.kind())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_url;
+
+    #[test]
+    fn descriptions_never_carry_credentials() {
+        assert_eq!(describe_url("redis://:hunter2@cache:6379/0"), "cache:6379");
+        assert_eq!(
+            describe_url("rediss://user:pw@10.0.0.1:6380"),
+            "10.0.0.1:6380"
+        );
+        assert_eq!(describe_url("redis://127.0.0.1:6379"), "127.0.0.1:6379");
+    }
+}

@@ -1,0 +1,143 @@
+//! `/admin/*`: operator endpoints behind the admin bearer token.
+//!
+//! Invariant: the token is compared as a SHA-256 in constant time; with no
+//! `admin.token_sha256` configured every admin call is refused.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
+
+use super::{denylist_unavailable, describe_parse_error, read_body};
+use crate::app::AppState;
+use crate::denylist::{Target, revoke_and_audit};
+use crate::error::{ApiError, ErrorBody};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(super::resource("/admin/revocations").route(web::post().to(create_revocation)));
+}
+
+/// Checks `Authorization: Bearer <admin token>`.
+pub(crate) fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let expected = state
+        .admin_token_sha256
+        .as_ref()
+        .ok_or(ApiError::InvalidAdminToken)?;
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .ok_or(ApiError::InvalidAdminToken)?;
+    let hash: [u8; 32] = Sha256::digest(presented.trim().as_bytes()).into();
+    if bool::from(hash.ct_eq(expected)) {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidAdminToken)
+    }
+}
+
+/// Exactly one of `jti`, `session`, `subject`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationRequest {
+    /// One token's id.
+    pub jti: Option<String>,
+    /// A session token as the gateway holds it (stored only as its `sid` hash).
+    pub session: Option<String>,
+    /// A user id: every token of that user issued up to now.
+    pub subject: Option<String>,
+    /// Free text for the audit log.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevocationResult {
+    /// `jti`, `session` or `subject`.
+    #[schema(example = "session")]
+    pub kind: &'static str,
+    /// The jti, the session's `sid` hash, or the user id.
+    pub id: String,
+    /// Seconds the denylist entry lives (0: everything it covers had already expired).
+    #[schema(example = 86400)]
+    pub expires_in: u64,
+}
+
+/// Revoke a token (`jti`), a session (every token with its `sid`, and further
+/// exchanges) or a user (every token issued up to now).
+#[utoipa::path(post, path = "/admin/revocations", tag = "admin",
+    request_body(content = RevocationRequest, content_type = "application/json",
+        example = json!({"session": "the-session-token", "reason": "stolen laptop"})),
+    security(("admin_bearer" = [])),
+    responses(
+        (status = 200, description = "Revoked", body = RevocationResult),
+        (status = 400, description = "`invalid_request`: not exactly one of jti, session, subject", body = ErrorBody),
+        (status = 401, description = "`invalid_token`: missing or wrong admin token", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 413, description = "`invalid_request`: body too large", body = ErrorBody),
+        (status = 415, description = "`invalid_request`: not JSON", body = ErrorBody),
+        (status = 503, description = "`temporarily_unavailable`: the denylist cannot be reached", body = ErrorBody)))]
+pub async fn create_revocation(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let (encoding, body) =
+        read_body(&req, payload, state.settings.server.max_body_bytes, true).await?;
+    if encoding != super::BodyEncoding::Json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let request: RevocationRequest =
+        serde_json::from_slice(&body).map_err(|e| describe_parse_error(encoding, &e))?;
+    let target = match (request.jti, request.session, request.subject) {
+        (Some(jti), None, None) => Target::Jti(jti),
+        (None, Some(session), None) => Target::Session(session),
+        (None, None, Some(subject)) => Target::Subject(subject),
+        _ => {
+            return Err(ApiError::InvalidRequest(
+                "give exactly one of jti, session, subject".into(),
+            ));
+        }
+    };
+    check_target(&target)?;
+    if request.reason.as_ref().is_some_and(|r| r.len() > 512) {
+        return Err(ApiError::InvalidRequest("reason exceeds 512 bytes".into()));
+    }
+    let now = state.clock.now();
+    let revocation = target.to_revocation(&state.sessions, &state.settings, now);
+    let expires_in = revoke_and_audit(
+        &state.denylist,
+        &revocation,
+        now,
+        request.reason.as_deref(),
+        "admin",
+    )
+    .await
+    .map_err(denylist_unavailable)?;
+    Ok(HttpResponse::Ok().json(RevocationResult {
+        kind: revocation.kind(),
+        id: revocation.id().to_owned(),
+        expires_in,
+    }))
+}
+
+/// Ids are non-empty and bounded (a session token up to 4 KiB, others 1 KiB).
+pub fn check_target(target: &Target) -> Result<(), ApiError> {
+    let (name, value, max) = match target {
+        Target::Jti(v) => ("jti", v, 1024),
+        Target::Session(v) => ("session", v, 4096),
+        Target::Subject(v) => ("subject", v, 1024),
+    };
+    if value.is_empty() || value.len() > max {
+        return Err(ApiError::InvalidRequest(
+            format!("{name} must be 1 to {max} bytes").into(),
+        ));
+    }
+    Ok(())
+}
