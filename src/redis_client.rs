@@ -5,10 +5,12 @@
 //! itself when it returns; every call is bounded by `timeout`; a URL's password never
 //! appears in an error or log line (errors name only the host).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -56,20 +58,36 @@ impl ConnectionLike for Conn {
     }
 }
 
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per client, behind an Arc; boxing would only add an indirection"
+)]
 enum Source {
-    /// The manager connects lazily and reconnects by itself.
-    Single(ConnectionManager),
-    /// Cluster connections are made on first use and kept; the cluster connection
-    /// re-discovers slots and reconnects nodes by itself.
-    Cluster {
-        client: Box<ClusterClient>,
-        conn: ArcSwapOption<ClusterConnection>,
-        connecting: tokio::sync::Mutex<()>,
+    /// Each thread's manager connects lazily and reconnects by itself.
+    Single {
+        client: redis::Client,
+        config: ConnectionManagerConfig,
     },
+    /// Each thread's cluster connection is made on first use and kept; it re-discovers
+    /// slots and reconnects nodes by itself.
+    Cluster(ClusterClient),
 }
+
+/// A connection slot of one thread for one client.
+type Slot = Arc<tokio::sync::OnceCell<Conn>>;
+
+thread_local! {
+    /// One multiplexed connection per (client, thread): every actix worker talks to Redis
+    /// over its own connection, whose driver runs on that worker's runtime, so a command
+    /// costs no cross-thread wake-up. A server has as many connections as workers.
+    static CONNECTIONS: RefCell<HashMap<u64, Slot>> = RefCell::new(HashMap::new());
+}
+
+static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Clone)]
 pub struct RedisClient {
+    id: u64,
     source: Arc<Source>,
     timeout: Duration,
     target: Arc<str>,
@@ -114,12 +132,11 @@ impl RedisClient {
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
-        let manager = ConnectionManager::new_lazy_with_config(client, config).map_err(fail)?;
-        Ok(Self {
-            source: Arc::new(Source::Single(manager)),
+        Ok(Self::new(
+            Source::Single { client, config },
             timeout,
-            target: target.into(),
-        })
+            target,
+        ))
     }
 
     /// A Redis Cluster seeded from `nodes`. Does not connect yet.
@@ -145,15 +162,16 @@ impl RedisClient {
             target: target.clone(),
             reason: format!("invalid cluster node list ({:?})", e.kind()),
         })?;
-        Ok(Self {
-            source: Arc::new(Source::Cluster {
-                client: Box::new(client),
-                conn: ArcSwapOption::empty(),
-                connecting: tokio::sync::Mutex::new(()),
-            }),
+        Ok(Self::new(Source::Cluster(client), timeout, target))
+    }
+
+    fn new(source: Source, timeout: Duration, target: String) -> Self {
+        Self {
+            id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+            source: Arc::new(source),
             timeout,
             target: target.into(),
-        })
+        }
     }
 
     pub fn target(&self) -> &str {
@@ -167,29 +185,24 @@ impl RedisClient {
         }
     }
 
+    /// This thread's connection, made on first use.
     async fn conn(&self) -> Result<Conn, RedisUnavailable> {
-        match &*self.source {
-            Source::Single(m) => Ok(Conn::Single(m.clone())),
-            Source::Cluster {
-                client,
-                conn,
-                connecting,
-            } => {
-                if let Some(c) = conn.load_full() {
-                    return Ok(Conn::Cluster((*c).clone()));
+        let slot = CONNECTIONS.with(|c| c.borrow_mut().entry(self.id).or_default().clone());
+        let conn = slot
+            .get_or_try_init(|| async {
+                match &*self.source {
+                    Source::Single { client, config } => {
+                        ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                            .map(Conn::Single)
+                    }
+                    Source::Cluster(client) => {
+                        client.get_async_connection().await.map(Conn::Cluster)
+                    }
                 }
-                let _guard = connecting.lock().await;
-                if let Some(c) = conn.load_full() {
-                    return Ok(Conn::Cluster((*c).clone()));
-                }
-                let c = client
-                    .get_async_connection()
-                    .await
-                    .map_err(|e| self.unavailable(error_reason(&e)))?;
-                conn.store(Some(Arc::new(c.clone())));
-                Ok(Conn::Cluster(c))
-            }
-        }
+            })
+            .await
+            .map_err(|e| self.unavailable(error_reason(&e)))?;
+        Ok(conn.clone())
     }
 
     /// Runs `f` on a connection, bounded by the timeout.
