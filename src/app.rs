@@ -53,7 +53,7 @@ impl AppState {
         let cache_control = format!("public, max-age={}", settings.jwks.max_age_seconds);
         Ok(Self {
             clients: ClientRegistry::from_settings(&settings),
-            sessions: SessionBackend::from_settings(&settings),
+            sessions: SessionBackend::from_settings(&settings)?,
             denylist: DenylistStore::from_settings(&settings)?,
             issuer: TokenIssuer::new(&settings.issuer, settings.token.clock_skew_seconds),
             discovery_json: Bytes::from(serde_json::to_vec(&metadata)?),

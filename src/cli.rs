@@ -153,7 +153,7 @@ fn revoke(settings: &Settings, args: RevokeArgs) -> anyhow::Result<String> {
                 "denylist.backend is \"memory\", which lives inside the server process; set denylist.backend = \"redis\" or use POST /admin/revocations"
             );
         }
-        let sessions = crate::sessions::SessionBackend::from_settings(settings);
+        let sessions = crate::sessions::SessionBackend::from_settings(settings)?;
         let now = crate::clock::Clock::now(&crate::clock::SystemClock);
         let revocation = target.to_revocation(&sessions, settings, now);
         let by = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));

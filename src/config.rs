@@ -245,40 +245,91 @@ pub struct ClientSettings {
     pub rate_limit_per_second: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SessionBackendKind {
+    #[default]
     Static,
     Redis,
     Http,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionSettings {
     pub backend: SessionBackendKind,
     #[serde(rename = "static")]
     pub static_sessions: Vec<StaticSessionSettings>,
-    pub redis: Option<toml_value::Table>,
-    pub http: Option<toml_value::Table>,
+    pub redis: RedisSessionSettings,
+    pub http: HttpSessionSettings,
+    /// Claim name → RFC 6901 JSON pointer into the backend's session JSON.
     pub claims: BTreeMap<String, String>,
 }
 
-impl Default for SessionSettings {
+/// An express-session / connect-redis store, read-only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSessionSettings {
+    pub url: String,
+    pub key_prefix: String,
+    /// express-session secrets (any verifies, for rotation); empty: only raw sids.
+    pub cookie_secrets: Vec<String>,
+    pub timeout_ms: u64,
+    pub tls_ca_file: Option<PathBuf>,
+}
+
+impl Default for RedisSessionSettings {
     fn default() -> Self {
         Self {
-            backend: SessionBackendKind::Static,
-            static_sessions: Vec::new(),
-            redis: None,
-            http: None,
-            claims: BTreeMap::new(),
+            url: "redis://127.0.0.1:6379".into(),
+            key_prefix: "sess:".into(),
+            cookie_secrets: Vec::new(),
+            timeout_ms: 500,
+            tls_ca_file: None,
         }
     }
 }
 
-/// Sections that later backends own; kept as raw tables so a file written for them parses.
-pub mod toml_value {
-    pub type Table = std::collections::BTreeMap<String, serde_json::Value>;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpSessionMode {
+    Introspection,
+    Userinfo,
+}
+
+/// A legacy OAuth2 / OIDC server asked per session token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSessionSettings {
+    pub mode: HttpSessionMode,
+    pub url: String,
+    /// Tessera's own credentials at the introspection endpoint.
+    pub client_id: String,
+    pub client_secret: String,
+    pub client_secret_file: Option<PathBuf>,
+    pub timeout_ms: u64,
+    /// How long an accepted token's user is cached (0 = no cache).
+    pub cache_seconds: u64,
+    /// How long a refusal is cached (at most 5, and at most cache_seconds).
+    pub negative_cache_seconds: u64,
+    /// Upstream calls in flight at once.
+    pub max_concurrency: usize,
+}
+
+impl Default for HttpSessionSettings {
+    fn default() -> Self {
+        Self {
+            mode: HttpSessionMode::Introspection,
+            url: String::new(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            client_secret_file: None,
+            timeout_ms: 2000,
+            cache_seconds: 30,
+            negative_cache_seconds: 5,
+            max_concurrency: 64,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -613,12 +664,85 @@ impl Settings {
     fn validate_sessions(&self) -> Result<(), ConfigError> {
         match self.sessions.backend {
             SessionBackendKind::Static => {}
-            other => {
-                return Err(invalid(
-                    "sessions.backend",
-                    format!("= {other:?} is not available in this version"),
-                    "use sessions.backend = \"static\"",
-                ));
+            SessionBackendKind::Redis => {
+                self.validate_claim_mapping()?;
+                let r = &self.sessions.redis;
+                if !(r.url.starts_with("redis://") || r.url.starts_with("rediss://")) {
+                    return Err(invalid(
+                        "sessions.redis.url",
+                        "is not a redis:// or rediss:// URL",
+                        "point it at the express-session store, e.g. redis://127.0.0.1:6379",
+                    ));
+                }
+                if !(10..=60_000).contains(&r.timeout_ms) {
+                    return Err(invalid(
+                        "sessions.redis.timeout_ms",
+                        "must be between 10 and 60000",
+                        "the default is 500",
+                    ));
+                }
+                if r.cookie_secrets.iter().any(String::is_empty) {
+                    return Err(invalid(
+                        "sessions.redis.cookie_secrets",
+                        "contains an empty secret",
+                        "remove it",
+                    ));
+                }
+            }
+            SessionBackendKind::Http => {
+                self.validate_claim_mapping()?;
+                let h = &self.sessions.http;
+                if !(h.url.starts_with("http://") || h.url.starts_with("https://")) {
+                    return Err(invalid(
+                        "sessions.http.url",
+                        "is not an http(s) URL",
+                        "point it at the legacy server's introspection or userinfo endpoint",
+                    ));
+                }
+                if h.mode == HttpSessionMode::Introspection && h.client_id.is_empty() {
+                    return Err(invalid(
+                        "sessions.http.client_id",
+                        "is empty while mode = \"introspection\"",
+                        "set Tessera's client credentials at the legacy server (client_id, client_secret or client_secret_file)",
+                    ));
+                }
+                if let Some(f) = &h.client_secret_file
+                    && !f.is_file()
+                {
+                    return Err(invalid(
+                        "sessions.http.client_secret_file",
+                        format!("= {} is not a readable file", f.display()),
+                        "point it at a file holding the secret, or use client_secret",
+                    ));
+                }
+                if !(10..=60_000).contains(&h.timeout_ms) {
+                    return Err(invalid(
+                        "sessions.http.timeout_ms",
+                        "must be between 10 and 60000",
+                        "the default is 2000",
+                    ));
+                }
+                if h.cache_seconds > 3600 {
+                    return Err(invalid(
+                        "sessions.http.cache_seconds",
+                        "must be at most 3600",
+                        "a short cache (the default is 30) keeps logouts effective",
+                    ));
+                }
+                if h.negative_cache_seconds > 5 {
+                    return Err(invalid(
+                        "sessions.http.negative_cache_seconds",
+                        "must be at most 5",
+                        "a refused token may become valid at the next login",
+                    ));
+                }
+                if h.max_concurrency == 0 {
+                    return Err(invalid(
+                        "sessions.http.max_concurrency",
+                        "must be at least 1",
+                        "the default is 64",
+                    ));
+                }
             }
         }
         let mut seen = std::collections::HashSet::new();
@@ -650,6 +774,36 @@ impl Settings {
                     &key("claims"),
                     format!("sets the reserved claim {name:?}"),
                     "Tessera sets that claim itself; remove it or rename it",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_claim_mapping(&self) -> Result<(), ConfigError> {
+        let claims = &self.sessions.claims;
+        for required in ["sub", "roles"] {
+            if !claims.contains_key(required) {
+                return Err(invalid(
+                    &format!("sessions.claims.{required}"),
+                    "is missing",
+                    "map it to the session JSON with a JSON pointer, e.g. sub = \"/user/id\"",
+                ));
+            }
+        }
+        for (name, pointer) in claims {
+            if name != "sub" && name != "roles" && RESERVED_CLAIMS.contains(&name.as_str()) {
+                return Err(invalid(
+                    &format!("sessions.claims.{name}"),
+                    "maps a reserved claim",
+                    "Tessera sets that claim itself; map the value to another name",
+                ));
+            }
+            if !pointer.is_empty() && !pointer.starts_with('/') {
+                return Err(invalid(
+                    &format!("sessions.claims.{name}"),
+                    format!("= {pointer:?} is not an RFC 6901 JSON pointer"),
+                    "start it with a slash, e.g. \"/user/email\"",
                 ));
             }
         }
@@ -788,6 +942,39 @@ mod tests {
         );
         let err = Settings::load(Some(f.path()), &[]).expect_err("invalid");
         assert!(err.0.contains("sessions.static[0].claims"), "{err}");
+    }
+
+    #[test]
+    fn claim_mappings_need_sub_and_roles_and_cannot_touch_reserved_claims() {
+        let base = "[sessions]\nbackend = \"redis\"\n[sessions.claims]\n";
+        let f = write(&format!("{base}roles = \"/r\"\n"));
+        let err = Settings::load(Some(f.path()), &[]).expect_err("no sub");
+        assert!(err.0.contains("sessions.claims.sub"), "{err}");
+        let f = write(&format!(
+            "{base}sub = \"/u\"\nroles = \"/r\"\naud = \"/x\"\n"
+        ));
+        let err = Settings::load(Some(f.path()), &[]).expect_err("reserved");
+        assert!(err.0.contains("sessions.claims.aud"), "{err}");
+        let f = write(&format!("{base}sub = \"user.id\"\nroles = \"/r\"\n"));
+        let err = Settings::load(Some(f.path()), &[]).expect_err("not a pointer");
+        assert!(err.0.contains("JSON pointer"), "{err}");
+        let f = write(&format!(
+            "{base}sub = \"/u\"\nroles = \"/r\"\ntenantId = \"/t\"\n"
+        ));
+        let s = Settings::load(Some(f.path()), &[]).expect("valid");
+        assert!(
+            s.sessions.claims.contains_key("tenantId"),
+            "claim names keep their case"
+        );
+    }
+
+    #[test]
+    fn http_backend_in_introspection_mode_needs_credentials() {
+        let f = write(
+            "[sessions]\nbackend = \"http\"\n[sessions.http]\nurl = \"http://legacy/introspect\"\n[sessions.claims]\nsub = \"/sub\"\nroles = \"/scope\"\n",
+        );
+        let err = Settings::load(Some(f.path()), &[]).expect_err("no client id");
+        assert!(err.0.contains("sessions.http.client_id"), "{err}");
     }
 
     #[test]

@@ -321,7 +321,7 @@ async fn resolve_session(
             "the session has been revoked".into(),
         ));
     }
-    state.sessions.resolve(token).await.map_err(|e| match e {
+    state.sessions.resolve(token, now).await.map_err(|e| match e {
         SessionError::Rejected => ApiError::InvalidGrant(e.to_string().into()),
         SessionError::Unavailable(reason) => {
             tracing::warn!(backend = state.sessions.name(), %reason, "session backend unavailable");

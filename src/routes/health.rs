@@ -64,6 +64,12 @@ pub async fn get_readiness(state: web::Data<AppState>) -> HttpResponse {
             result.map_or_else(|e| format!("error: {}", e.reason), |()| "ok".into()),
         );
     }
+    if let Some(result) = state.sessions.check().await {
+        checks.insert(
+            "sessions",
+            result.map_or_else(|reason| format!("error: {reason}"), |()| "ok".into()),
+        );
+    }
     let ready = checks.values().all(|v| v == "ok");
     let body = Readiness {
         status: if ready { "ready" } else { "unavailable" },

@@ -4,6 +4,9 @@
 //! Invariants: a session token is never logged or stored; it is identified by
 //! `sid = base64url(SHA-256(canonical session id))`.
 
+pub mod claims;
+mod http;
+mod redis;
 mod static_;
 
 use std::sync::Arc;
@@ -13,7 +16,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::clock::UnixTime;
 use crate::config::{SessionBackendKind, Settings};
+use crate::redis_client::RedisClient;
+use claims::ClaimMap;
+pub use http::HttpSessions;
+pub use redis::RedisSessions;
 pub use static_::StaticSessions;
 
 /// `subject_token_type` of a gateway session (the default).
@@ -49,7 +57,7 @@ pub struct Principal {
     pub sid: String,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SessionError {
     /// The token is unknown, expired or refused: `invalid_grant`.
     #[error("the session token is unknown, expired or revoked")]
@@ -63,44 +71,83 @@ pub enum SessionError {
 #[derive(Debug)]
 pub enum SessionBackend {
     Static(StaticSessions),
+    Redis(RedisSessions),
+    Http(HttpSessions),
 }
 
 impl SessionBackend {
-    pub fn from_settings(settings: &Settings) -> Self {
-        match settings.sessions.backend {
-            // Other kinds are refused by configuration validation in this version.
-            SessionBackendKind::Static | SessionBackendKind::Redis | SessionBackendKind::Http => {
-                Self::Static(StaticSessions::from_settings(
-                    &settings.sessions.static_sessions,
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let sessions = &settings.sessions;
+        Ok(match sessions.backend {
+            SessionBackendKind::Static => {
+                Self::Static(StaticSessions::from_settings(&sessions.static_sessions))
+            }
+            SessionBackendKind::Redis => {
+                let r = &sessions.redis;
+                let ca = r.tls_ca_file.as_ref().map(std::fs::read).transpose()?;
+                let client = RedisClient::single(
+                    &r.url,
+                    std::time::Duration::from_millis(r.timeout_ms),
+                    ca.as_deref(),
+                )?;
+                Self::Redis(RedisSessions::new(
+                    client,
+                    &r.key_prefix,
+                    &r.cookie_secrets,
+                    ClaimMap::from_settings(&sessions.claims),
                 ))
             }
-        }
+            SessionBackendKind::Http => Self::Http(HttpSessions::new(
+                &sessions.http,
+                ClaimMap::from_settings(&sessions.claims),
+            )?),
+        })
     }
 
     /// The name used in `/readyz` and logs.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Static(_) => "static",
+            Self::Redis(_) => "redis",
+            Self::Http(_) => "http",
         }
     }
 
     /// Whether this backend can resolve `token_type`.
     pub fn supports(&self, token_type: SubjectTokenType) -> bool {
         match self {
-            Self::Static(_) => token_type == SubjectTokenType::Session,
+            Self::Static(_) | Self::Redis(_) => token_type == SubjectTokenType::Session,
+            Self::Http(_) => true,
         }
     }
 
-    pub async fn resolve(&self, token: &str) -> Result<Arc<Principal>, SessionError> {
+    pub async fn resolve(
+        &self,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<Arc<Principal>, SessionError> {
         match self {
             Self::Static(s) => s.resolve(token),
+            Self::Redis(r) => r.resolve(token, now).await,
+            Self::Http(h) => h.resolve(token).await,
         }
     }
 
-    /// The `sid` of a session token as this backend canonicalizes it.
+    /// The `sid` of a session token as this backend canonicalizes it: for `redis` the sid
+    /// itself (signed, URL-encoded or raw alike), otherwise the token as sent.
     pub fn sid_of(&self, token: &str) -> String {
         match self {
-            Self::Static(_) => sid_of_canonical(token),
+            Self::Redis(_) => sid_of_canonical(&redis::canonical_sid(token)),
+            Self::Static(_) | Self::Http(_) => sid_of_canonical(token),
+        }
+    }
+
+    /// Readiness: `None` when nothing external is configured.
+    pub async fn check(&self) -> Option<Result<(), String>> {
+        match self {
+            Self::Static(_) => None,
+            Self::Redis(r) => Some(r.client().ping().await.map_err(|e| e.reason)),
+            Self::Http(h) => Some(h.check().await),
         }
     }
 }

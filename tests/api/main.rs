@@ -11,3 +11,5 @@ mod openapi;
 mod redis_denylist;
 mod redis_support;
 mod revocation;
+mod sessions_http;
+mod sessions_redis;
