@@ -15,7 +15,6 @@ use rsa::RsaPrivateKey;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use serde_json::{Map, Value, json};
 use tessera::keys::jwk::Jwk;
-use tessera::keys::keyring::{KeyRecord, KeyState, Keyring, LoadedKey};
 use tessera::keys::signer::Signer;
 use tessera::tokens::{RequestContext, TokenIssuer, TokenRequest};
 
@@ -47,20 +46,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| signer.sign_jwt(black_box(&claims_json)).expect("sign"))
     });
 
-    let keyring = Keyring::new(vec![LoadedKey {
-        record: KeyRecord {
-            kid: jwk.kid.clone(),
-            state: KeyState::Active,
-            created_at: 0,
-            activates_at: 0,
-            retires_at: None,
-        },
-        jwk: jwk.clone(),
-        signer: std::sync::Arc::new(
-            Signer::from_pkcs8_der(&jwk.kid, der.as_bytes(), "at+jwt").expect("signer"),
-        ),
-    }])
-    .expect("keyring");
+    let keyring = tessera::keys::single_key_keyring(PEM, "at+jwt").expect("keyring");
     let issuer = TokenIssuer::new("http://127.0.0.1:8080", 5);
     let roles = vec!["admin".to_owned()];
     let mut extra = Map::new();

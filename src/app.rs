@@ -48,7 +48,7 @@ pub struct AppState {
 impl AppState {
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let settings = settings.normalized();
-        let keys = Arc::new(KeyService::open(&settings, clock.as_ref()).await?);
+        let keys = Arc::new(KeyService::open(&settings, clock.clone()).await?);
         let metadata = routes::discovery::Metadata::for_issuer(&settings.issuer);
         let cache_control = format!("public, max-age={}", settings.jwks.max_age_seconds);
         Ok(Self {
@@ -95,7 +95,9 @@ impl Application {
         let port = listener.local_addr()?.port();
         let workers = settings.server.workers;
         let grace = settings.server.shutdown_grace_seconds;
+        let reload_every = Duration::from_secs(settings.keys.reload_interval_seconds);
         let state = web::Data::new(AppState::build(settings, clock).await?);
+        spawn_key_maintenance(state.keys.clone(), reload_every);
         if state.clients.is_empty() {
             tracing::warn!(
                 "no [[clients]] configured: every exchange will fail with invalid_client"
@@ -134,6 +136,22 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Every `keys.reload_interval_seconds`: notice rotations made by other replicas or the
+/// CLI, apply scheduled rotation and retirement, and switch keys at their activation time.
+fn spawn_key_maintenance(keys: Arc<KeyService>, every: Duration) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval.tick().await;
+        loop {
+            interval.tick().await;
+            if let Err(e) = keys.tick().await {
+                tracing::warn!(error = %e, "keyring maintenance failed; serving the last good keyring");
+            }
+        }
+    });
 }
 
 /// One line per request: method, path (never the query or a body), status, latency.

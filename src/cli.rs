@@ -35,6 +35,26 @@ pub enum Command {
     HashSecret,
     /// Revoke a token, a session or a user in the configured (shared) denylist.
     Revoke(RevokeArgs),
+    /// Manage signing keys in the configured keystore (running servers follow within
+    /// keys.reload_interval_seconds).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Every key with its state and timestamps.
+    List,
+    /// Publish a new key that signs after keys.publish_lead_seconds (or at once with --now).
+    Rotate {
+        /// Emergency (key compromise): sign with the new key at once, retire the old one.
+        #[arg(long)]
+        now: bool,
+    },
+    /// Retire a pending or retired key (the active key: rotate first).
+    Retire { kid: String },
+    /// Re-encrypt every private key under the current keys.encryption_key.
+    Rewrap,
 }
 
 #[derive(Debug, clap::Args)]
@@ -89,6 +109,23 @@ pub fn main() -> ExitCode {
             match revoke(&settings, args) {
                 Ok(line) => {
                     println!("{line}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tessera: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Keys(command) => {
+            let settings = match load(cli.config.as_deref()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            crate::telemetry::init(&settings.log);
+            match keys(&settings, command) {
+                Ok(output) => {
+                    print!("{output}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -159,5 +196,95 @@ fn revoke(settings: &Settings, args: RevokeArgs) -> anyhow::Result<String> {
         let by = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
         let ttl = revoke_and_audit(&denylist, &revocation, now, args.reason.as_deref(), &by).await?;
         Ok(format!("revoked {} {} for {ttl} s", revocation.kind(), revocation.id()))
+    })
+}
+
+fn operator() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<String> {
+    use crate::keys::policy::{self, Policy};
+    use crate::keys::store::{Applied, Plan};
+    use std::fmt::Write as _;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store = crate::keys::open_store(settings).await?;
+        let policy = Policy::from_settings(settings);
+        let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+        let bits = settings.keys.rsa_bits;
+        let mut out = String::new();
+        match command {
+            KeysCommand::List => {
+                let (_, stored) = store.load().await?;
+                let records: Vec<_> = stored.into_iter().map(|k| k.record).collect();
+                writeln!(
+                    out,
+                    "{:<44} {:<8} {:<21} {:<21} RETIRES_AT",
+                    "KID", "STATE", "CREATED_AT", "ACTIVATES_AT"
+                )?;
+                for v in policy::view(&records, now, &policy) {
+                    let retires = v
+                        .retired_at
+                        .map(crate::clock::rfc3339)
+                        .unwrap_or_else(|| "-".into());
+                    let state = serde_json::to_value(v.state)?
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    writeln!(
+                        out,
+                        "{:<44} {:<8} {:<21} {:<21} {retires}",
+                        v.record.kid,
+                        state,
+                        crate::clock::rfc3339(v.record.created_at),
+                        crate::clock::rfc3339(v.record.activates_at),
+                    )?;
+                }
+            }
+            KeysCommand::Rotate { now: immediate } => {
+                let rotate: Plan =
+                    Box::new(move |records| Ok(policy::rotate(records, now, &policy, immediate)?));
+                for a in store.apply(&operator(), now, bits, rotate).await? {
+                    if let Applied::Generated(r) = a {
+                        writeln!(
+                            out,
+                            "new key {} signs from {}",
+                            r.kid,
+                            crate::clock::rfc3339(r.activates_at)
+                        )?;
+                    }
+                }
+            }
+            KeysCommand::Retire { kid } => {
+                let target = kid.clone();
+                let retire: Plan =
+                    Box::new(move |records| Ok(policy::retire(records, now, &policy, &target)?));
+                let applied = store.apply(&operator(), now, bits, retire).await?;
+                writeln!(
+                    out,
+                    "{}",
+                    if applied.is_empty() {
+                        format!("key {kid} was already retired")
+                    } else {
+                        format!("key {kid} retired")
+                    }
+                )?;
+            }
+            KeysCommand::Rewrap => {
+                let n = store.rewrap(&operator(), now).await?;
+                writeln!(
+                    out,
+                    "re-encrypted {n} key(s) under the current keys.encryption_key"
+                )?;
+            }
+        }
+        Ok(out)
     })
 }

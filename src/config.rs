@@ -135,8 +135,13 @@ pub struct KeySettings {
     pub publish_lead_seconds: u64,
     pub reload_interval_seconds: u64,
     pub database_url: String,
+    /// Base64 of the 32-byte key-encryption key that seals private keys at rest.
     pub encryption_key: String,
     pub encryption_key_file: Option<PathBuf>,
+    /// Earlier KEKs, still accepted for reading until `tessera keys rewrap`.
+    pub previous_encryption_keys: Vec<String>,
+    /// PostgreSQL schema of the keystore's tables.
+    pub database_schema: String,
 }
 
 impl Default for KeySettings {
@@ -151,6 +156,8 @@ impl Default for KeySettings {
             database_url: "postgres://postgres@127.0.0.1:5432/tessera".into(),
             encryption_key: String::new(),
             encryption_key_file: None,
+            previous_encryption_keys: Vec::new(),
+            database_schema: "public".into(),
         }
     }
 }
@@ -575,11 +582,38 @@ impl Settings {
     fn validate_keys(&self) -> Result<(), ConfigError> {
         let k = &self.keys;
         if k.store == KeyStoreKind::Postgres {
-            return Err(invalid(
-                "keys.store",
-                "= \"postgres\" is not available in this version",
-                "use keys.store = \"file\"",
-            ));
+            if k.encryption_key.is_empty() && k.encryption_key_file.is_none() {
+                return Err(invalid(
+                    "keys.encryption_key",
+                    "is required with keys.store = \"postgres\"",
+                    "set it (or keys.encryption_key_file) to `openssl rand -base64 32`; private keys are never stored in clear in the database",
+                ));
+            }
+            if !(k.database_url.starts_with("postgres://")
+                || k.database_url.starts_with("postgresql://"))
+            {
+                return Err(invalid(
+                    "keys.database_url",
+                    "is not a postgres:// URL",
+                    "e.g. postgres://tessera@db:5432/tessera",
+                ));
+            }
+            if k.database_schema.is_empty()
+                || k.database_schema.len() > 63
+                || !k
+                    .database_schema
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(invalid(
+                    "keys.database_schema",
+                    "must be 1 to 63 of a-z, 0-9 and _",
+                    "the default is \"public\"",
+                ));
+            }
+        }
+        if let Err(e) = crate::keys::kek::KekRing::from_settings(k) {
+            return Err(ConfigError(format!("invalid configuration: {e}")));
         }
         if ![2048, 3072, 4096].contains(&k.rsa_bits) {
             return Err(invalid(
@@ -593,6 +627,17 @@ impl Settings {
                 "keys.dir",
                 "is empty",
                 "set the folder of the file keystore, e.g. \"keys\"",
+            ));
+        }
+        if k.rotation_interval_seconds != 0 && k.rotation_interval_seconds <= k.publish_lead_seconds
+        {
+            return Err(invalid(
+                "keys.rotation_interval_seconds",
+                format!(
+                    "({}) must exceed keys.publish_lead_seconds ({})",
+                    k.rotation_interval_seconds, k.publish_lead_seconds
+                ),
+                "rotate less often than the publish lead, or set 0 to rotate only by hand",
             ));
         }
         if k.reload_interval_seconds == 0 {

@@ -39,6 +39,8 @@ pub enum ApiError {
     SlowDown { retry_after: u64 },
     #[error("temporarily_unavailable: {what}")]
     TemporarilyUnavailable { what: Text, retry_after: u64 },
+    #[error("conflict: {0}")]
+    Conflict(Text),
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -74,6 +76,7 @@ impl ApiError {
             Self::InvalidAdminToken => "invalid_token",
             Self::SlowDown { .. } => "slow_down",
             Self::TemporarilyUnavailable { .. } => "temporarily_unavailable",
+            Self::Conflict(_) => "conflict",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Internal(_) => "server_error",
@@ -86,7 +89,8 @@ impl ApiError {
             | Self::InvalidGrant(d)
             | Self::UnauthorizedClient(d)
             | Self::InvalidTarget(d)
-            | Self::InvalidScope(d) => d.to_string(),
+            | Self::InvalidScope(d)
+            | Self::Conflict(d) => d.to_string(),
             Self::PayloadTooLarge { limit } => {
                 format!("the request body exceeds the limit of {limit} bytes")
             }
@@ -119,6 +123,7 @@ impl ResponseError for ApiError {
             Self::InvalidClient | Self::InvalidAdminToken => StatusCode::UNAUTHORIZED,
             Self::SlowDown { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::TemporarilyUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,8 +1,8 @@
-//! The keyring: which keys exist, their lifecycle state, and the immutable snapshot the
-//! server reads (active signer, serialized JWKS, ETag).
+//! The keyring: key records, their derived lifecycle states, and the immutable snapshot
+//! the server reads (active signer, serialized JWKS, ETag).
 //!
-//! Invariant: a [`Keyring`] always has exactly one active key and its JWKS body is the
-//! serialization of exactly the published keys; both are fixed at construction.
+//! Invariant: a [`Keyring`] has exactly one active key and its JWKS body is the
+//! serialization of exactly the keys published at the instant it was built.
 
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use super::jwk::{Jwk, JwkSet};
+use super::policy::{self, KeyView, Policy};
 use super::signer::Signer;
 use crate::clock::UnixTime;
 
@@ -27,18 +28,20 @@ pub enum KeyState {
     Retired,
 }
 
-/// What the keystore persists about a key besides its private half.
+/// What the keystore persists about a key besides its private half. The state is derived
+/// from these timestamps and the clock (see [`policy::view`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {
     pub kid: String,
-    pub state: KeyState,
     pub created_at: UnixTime,
+    /// From when it signs.
     pub activates_at: UnixTime,
+    /// When it stops signing, if decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retires_at: Option<UnixTime>,
 }
 
-/// A key loaded for serving: its record, public JWK and (parsed once) signer.
+/// A key parsed once for serving: its record, public JWK and signer.
 #[derive(Debug)]
 pub struct LoadedKey {
     pub record: KeyRecord,
@@ -46,33 +49,54 @@ pub struct LoadedKey {
     pub signer: Arc<Signer>,
 }
 
+/// A published key and its state when the snapshot was built.
+#[derive(Debug)]
+pub struct PublishedKey {
+    pub key: Arc<LoadedKey>,
+    pub view: KeyView,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeyringError {
     #[error("the keyring has no active key")]
     NoActiveKey,
-    #[error("the keyring has {0} active keys; exactly one may sign")]
-    SeveralActiveKeys(usize),
 }
 
-/// An immutable view of the keyring, swapped atomically when the keyring changes.
+/// An immutable view of the keyring, swapped atomically when it changes.
 #[derive(Debug)]
 pub struct Keyring {
-    keys: Vec<LoadedKey>,
-    active: Arc<Signer>,
+    keys: Vec<PublishedKey>,
+    active: Arc<LoadedKey>,
     jwks_json: Bytes,
     jwks_etag: String,
+    built_at: UnixTime,
 }
 
 impl Keyring {
-    pub fn new(keys: Vec<LoadedKey>) -> Result<Self, KeyringError> {
-        let mut active = keys.iter().filter(|k| k.record.state == KeyState::Active);
-        let signer = match (active.next(), active.count()) {
-            (Some(key), 0) => key.signer.clone(),
-            (None, _) => return Err(KeyringError::NoActiveKey),
-            (Some(_), more) => return Err(KeyringError::SeveralActiveKeys(more + 1)),
-        };
+    /// The snapshot at `now`: published keys and the active one, per the policy.
+    pub fn new(
+        loaded: &[Arc<LoadedKey>],
+        now: UnixTime,
+        policy: &Policy,
+    ) -> Result<Self, KeyringError> {
+        let records: Vec<KeyRecord> = loaded.iter().map(|k| k.record.clone()).collect();
+        let views = policy::view(&records, now, policy);
+        let keys: Vec<PublishedKey> = policy::published(&views, now)
+            .filter_map(|v| {
+                let key = loaded.iter().find(|k| k.record.kid == v.record.kid)?;
+                Some(PublishedKey {
+                    key: key.clone(),
+                    view: v.clone(),
+                })
+            })
+            .collect();
+        let active = keys
+            .iter()
+            .find(|k| k.view.state == KeyState::Active)
+            .map(|k| k.key.clone())
+            .ok_or(KeyringError::NoActiveKey)?;
         let set = JwkSet {
-            keys: keys.iter().map(|k| k.jwk.clone()).collect(),
+            keys: keys.iter().map(|k| k.key.jwk.clone()).collect(),
         };
         let jwks_json = Bytes::from(serde_json::to_vec(&set).unwrap_or_default());
         let jwks_etag = format!(
@@ -81,25 +105,34 @@ impl Keyring {
         );
         Ok(Self {
             keys,
-            active: signer,
+            active,
             jwks_json,
             jwks_etag,
+            built_at: now,
         })
     }
 
     /// The key that signs now.
     pub fn active(&self) -> &Signer {
+        &self.active.signer
+    }
+
+    /// The active key with its record.
+    pub fn active_key(&self) -> &LoadedKey {
         &self.active
     }
 
-    /// Every published key with its record.
-    pub fn keys(&self) -> &[LoadedKey] {
+    /// Every published key with its state.
+    pub fn keys(&self) -> &[PublishedKey] {
         &self.keys
     }
 
     /// The published key with this kid.
     pub fn find(&self, kid: &str) -> Option<&LoadedKey> {
-        self.keys.iter().find(|k| k.record.kid == kid)
+        self.keys
+            .iter()
+            .map(|k| &*k.key)
+            .find(|k| k.record.kid == kid)
     }
 
     /// The JWKS document, serialized once.
@@ -110,5 +143,25 @@ impl Keyring {
     /// A strong ETag over the JWKS body.
     pub fn jwks_etag(&self) -> &str {
         &self.jwks_etag
+    }
+
+    pub fn built_at(&self) -> UnixTime {
+        self.built_at
+    }
+
+    /// Whether a snapshot built at `now` would sign with another key or publish others.
+    pub fn is_stale(&self, loaded: &[Arc<LoadedKey>], now: UnixTime, policy: &Policy) -> bool {
+        match Self::new(loaded, now, policy) {
+            Ok(fresh) => {
+                fresh.jwks_etag != self.jwks_etag
+                    || fresh.active.record.kid != self.active.record.kid
+                    || fresh
+                        .keys
+                        .iter()
+                        .map(|k| k.view.state)
+                        .ne(self.keys.iter().map(|k| k.view.state))
+            }
+            Err(_) => false,
+        }
     }
 }

@@ -1,70 +1,112 @@
-//! Signing keys: the keystore, the in-memory keyring snapshot and the signer of the hot path.
+//! Signing keys: the keystore, the lifecycle policy, the in-memory keyring snapshot and
+//! the signer of the hot path.
 //!
-//! Invariant: readers get the current [`Keyring`] through one atomic pointer load; nothing
-//! on the sign path takes a lock or touches the store.
+//! Invariants: readers get the current [`Keyring`] through one atomic pointer load;
+//! nothing on the sign path takes a lock or touches the store; a private key is parsed
+//! once per process (snapshots are rebuilt from the parsed keys).
 
 pub mod jwk;
+pub mod kek;
 pub mod keyring;
+pub mod policy;
 pub mod signer;
+pub mod store;
 pub mod store_file;
+pub mod store_pg;
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use rsa::RsaPrivateKey;
-use rsa::pkcs8::EncodePrivateKey;
+use rsa::pkcs8::DecodePrivateKey;
 
-use crate::clock::Clock;
-use crate::config::Settings;
-use keyring::{KeyRecord, KeyState, Keyring, KeyringError, LoadedKey};
-use store_file::{FileKeyStore, FileStoreError, StoredKey};
+use crate::clock::{Clock, UnixTime};
+use crate::config::{KeyStoreKind, Settings};
+use kek::{KekError, KekRing};
+use keyring::{KeyRecord, Keyring, KeyringError, LoadedKey};
+use policy::{KeyView, Policy, RetireError, RotateError};
+use store::{Applied, KeyStore, StoredKey};
+use store_file::{FileKeyStore, FileStoreError};
+use store_pg::PgKeyStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error(transparent)]
     Store(#[from] FileStoreError),
-    #[error("keys.dir: {0}")]
+    #[error("keys.database_url: {0}")]
+    Database(String),
+    #[error(transparent)]
+    Kek(#[from] KekError),
+    #[error("keys: {0}")]
     Keyring(#[from] KeyringError),
-    #[error("keys.dir: key {kid} cannot be used for signing: {reason}")]
+    #[error("keys: key {kid} cannot be used for signing: {reason}")]
     Unusable { kid: String, reason: String },
     #[error("key generation failed: {0}")]
     Generation(String),
+    #[error(transparent)]
+    Rotate(#[from] RotateError),
+    #[error(transparent)]
+    Retire(#[from] RetireError),
+}
+
+/// The keys parsed so far, by the store version they were read at.
+struct Loaded {
+    version: String,
+    keys: Vec<Arc<LoadedKey>>,
 }
 
 /// Owns the keystore and publishes the current keyring snapshot.
 pub struct KeyService {
     ring: ArcSwap<Keyring>,
-    store: FileKeyStore,
+    loaded: tokio::sync::Mutex<Loaded>,
+    store: KeyStore,
+    policy: Policy,
     typ: String,
+    bits: usize,
+    clock: Arc<dyn Clock>,
 }
 
 impl KeyService {
-    /// Loads the keyring; on a first start (no key yet) generates and stores an active key.
-    pub async fn open(settings: &Settings, clock: &dyn Clock) -> Result<Self, KeyError> {
-        let store = FileKeyStore::open(&settings.keys.dir)?;
-        let mut stored = load_blocking(&store).await?;
-        if !stored.iter().any(|k| k.record.state == KeyState::Active) {
-            let key = generate_rsa(settings.keys.rsa_bits).await?;
-            let now = clock.now();
-            let record = KeyRecord {
-                kid: jwk::Jwk::from_public_key(&key.to_public_key()).kid,
-                state: KeyState::Active,
-                created_at: now,
-                activates_at: now,
-                retires_at: None,
-            };
-            store.add(record.clone(), &key)?;
-            tracing::info!(kid = %record.kid, bits = settings.keys.rsa_bits, dir = %store.dir().display(), "generated the first signing key");
-            stored.push(StoredKey {
-                record,
-                private_key: key,
-            });
+    /// Opens the configured store and loads the keyring; a first start (no key that can
+    /// sign) generates and stores an active key.
+    pub async fn open(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Self, KeyError> {
+        let store = open_store(settings).await?;
+        let policy = Policy::from_settings(settings);
+        let typ = settings.token.typ.clone();
+        let now = clock.now();
+        let (version, stored) = store.load().await?;
+        let mut keys = parse_new(&[], stored, &typ)?;
+        let mut version = version;
+        if Keyring::new(&keys, now, &policy).is_err() {
+            let applied = store
+                .apply(
+                    "startup",
+                    now,
+                    settings.keys.rsa_bits,
+                    Box::new(move |records| Ok(policy::maintain(records, now, &policy))),
+                )
+                .await?;
+            for a in &applied {
+                tracing::info!(
+                    kid = a.kid(),
+                    action = a.action(),
+                    store = store.name(),
+                    "keyring bootstrapped"
+                );
+            }
+            let (v, stored) = store.load().await?;
+            keys = parse_new(&keys, stored, &typ)?;
+            version = v;
         }
-        let ring = build_keyring(stored, &settings.token.typ)?;
+        let ring = Keyring::new(&keys, now, &policy)?;
         Ok(Self {
             ring: ArcSwap::from_pointee(ring),
+            loaded: tokio::sync::Mutex::new(Loaded { version, keys }),
             store,
-            typ: settings.token.typ.clone(),
+            policy,
+            typ,
+            bits: settings.keys.rsa_bits,
+            clock,
         })
     }
 
@@ -73,53 +115,210 @@ impl KeyService {
         self.ring.load()
     }
 
-    /// Re-reads the store and swaps in the new keyring when it parses.
-    pub async fn reload(&self) -> Result<(), KeyError> {
-        let stored = load_blocking(&self.store).await?;
-        let ring = build_keyring(stored, &self.typ)?;
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// One round of the background task: notice changes made elsewhere, apply scheduled
+    /// maintenance (bootstrap, supersession, removal, preparing the next key), and swap
+    /// in a new snapshot when the keys or their states changed.
+    pub async fn tick(&self) -> Result<(), KeyError> {
+        let now = self.clock.now();
+        let mut loaded = self.loaded.lock().await;
+        let version = self.store.version().await?;
+        if version != loaded.version {
+            self.reload(&mut loaded).await?;
+        }
+        let records: Vec<KeyRecord> = loaded.keys.iter().map(|k| k.record.clone()).collect();
+        if !policy::maintain(&records, now, &self.policy).is_empty() {
+            let policy = self.policy;
+            self.store
+                .apply(
+                    "scheduler",
+                    now,
+                    self.bits,
+                    Box::new(move |records| Ok(policy::maintain(records, now, &policy))),
+                )
+                .await?;
+            self.reload(&mut loaded).await?;
+        }
+        if self.ring.load().is_stale(&loaded.keys, now, &self.policy) {
+            self.ring
+                .store(Arc::new(Keyring::new(&loaded.keys, now, &self.policy)?));
+        }
+        Ok(())
+    }
+
+    async fn reload(&self, loaded: &mut Loaded) -> Result<(), KeyError> {
+        let (version, stored) = self.store.load().await?;
+        loaded.keys = parse_new(&loaded.keys, stored, &self.typ)?;
+        loaded.version = version;
+        let ring = Keyring::new(&loaded.keys, self.clock.now(), &self.policy)?;
         self.ring.store(Arc::new(ring));
         Ok(())
     }
-}
 
-async fn load_blocking(store: &FileKeyStore) -> Result<Vec<StoredKey>, KeyError> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || store.load())
-        .await
-        .map_err(|e| KeyError::Generation(e.to_string()))?
-        .map_err(KeyError::from)
-}
+    async fn apply(
+        &self,
+        actor: &str,
+        plan: impl FnOnce(&[KeyRecord], UnixTime, &Policy) -> Result<Vec<policy::Change>, KeyError>
+        + Send
+        + 'static,
+    ) -> Result<Vec<Applied>, KeyError> {
+        let now = self.clock.now();
+        let policy = self.policy;
+        let mut loaded = self.loaded.lock().await;
+        let applied = self
+            .store
+            .apply(
+                actor,
+                now,
+                self.bits,
+                Box::new(move |records| plan(records, now, &policy)),
+            )
+            .await?;
+        self.reload(&mut loaded).await?;
+        Ok(applied)
+    }
 
-/// Generates an RSA key of `bits` on the blocking pool (≈150 ms for 2048 bits).
-pub async fn generate_rsa(bits: usize) -> Result<RsaPrivateKey, KeyError> {
-    tokio::task::spawn_blocking(move || RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits))
-        .await
-        .map_err(|e| KeyError::Generation(e.to_string()))?
-        .map_err(|e| KeyError::Generation(e.to_string()))
-}
-
-/// Parses every private key once into its signer and builds the snapshot.
-fn build_keyring(stored: Vec<StoredKey>, typ: &str) -> Result<Keyring, KeyError> {
-    let keys = stored
-        .into_iter()
-        .map(|k| {
-            let kid = k.record.kid.clone();
-            let unusable = |reason: String| KeyError::Unusable {
-                kid: kid.clone(),
-                reason,
-            };
-            let der = k
-                .private_key
-                .to_pkcs8_der()
-                .map_err(|e| unusable(e.to_string()))?;
-            let signer = signer::Signer::from_pkcs8_der(&kid, der.as_bytes(), typ)
-                .map_err(|e| unusable(e.to_string()))?;
-            Ok(LoadedKey {
-                jwk: jwk::Jwk::from_public_key(&k.private_key.to_public_key()),
-                record: k.record,
-                signer: Arc::new(signer),
+    /// An operator's rotation; returns the new key's record.
+    pub async fn rotate(&self, immediate: bool, actor: &str) -> Result<KeyView, KeyError> {
+        let applied = self
+            .apply(actor, move |records, now, policy| {
+                Ok(policy::rotate(records, now, policy, immediate)?)
             })
+            .await?;
+        let kid = applied
+            .iter()
+            .find_map(|a| match a {
+                Applied::Generated(r) => Some(r.kid.clone()),
+                _ => None,
+            })
+            .ok_or_else(|| KeyError::Generation("no key was generated".into()))?;
+        self.list()
+            .await
+            .into_iter()
+            .find(|v| v.record.kid == kid)
+            .ok_or_else(|| KeyError::Generation("the new key is not in the keyring".into()))
+    }
+
+    /// An operator retires (or cancels) a key.
+    pub async fn retire(&self, kid: &str, actor: &str) -> Result<(), KeyError> {
+        let kid = kid.to_owned();
+        self.apply(actor, move |records, now, policy| {
+            Ok(policy::retire(records, now, policy, &kid)?)
         })
-        .collect::<Result<Vec<_>, KeyError>>()?;
-    Ok(Keyring::new(keys)?)
+        .await?;
+        Ok(())
+    }
+
+    /// Every key the store holds, with its state now.
+    pub async fn list(&self) -> Vec<KeyView> {
+        let loaded = self.loaded.lock().await;
+        let records: Vec<KeyRecord> = loaded.keys.iter().map(|k| k.record.clone()).collect();
+        policy::view(&records, self.clock.now(), &self.policy)
+    }
+
+    /// Re-seals every private key under the current KEK.
+    pub async fn rewrap(&self, actor: &str) -> Result<usize, KeyError> {
+        self.store.rewrap(actor, self.clock.now()).await
+    }
+
+    pub fn store_name(&self) -> &'static str {
+        self.store.name()
+    }
+}
+
+/// A keyring of one PKCS#8 PEM key, active since the epoch: for tests and benchmarks.
+pub fn single_key_keyring(pem: &str, typ: &str) -> Result<Keyring, KeyError> {
+    let private =
+        RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| KeyError::Generation(e.to_string()))?;
+    let der = rsa::pkcs8::EncodePrivateKey::to_pkcs8_der(&private)
+        .map_err(|e| KeyError::Generation(e.to_string()))?;
+    let record = KeyRecord {
+        kid: jwk::Jwk::from_public_key(&private.to_public_key()).kid,
+        created_at: 0,
+        activates_at: 0,
+        retires_at: None,
+    };
+    let key = parse(
+        StoredKey {
+            record,
+            pkcs8_der: zeroize::Zeroizing::new(der.as_bytes().to_vec()),
+        },
+        typ,
+    )?;
+    let policy = Policy {
+        rotation_interval: 0,
+        publish_lead: 0,
+        reload_interval: 0,
+        max_token_ttl: 0,
+        jwks_max_age: 0,
+    };
+    Ok(Keyring::new(&[Arc::new(key)], 0, &policy)?)
+}
+
+/// The configured keystore (file or postgres), opened and migrated.
+pub async fn open_store(settings: &Settings) -> Result<KeyStore, KeyError> {
+    let kek = Arc::new(KekRing::from_settings(&settings.keys)?);
+    Ok(match settings.keys.store {
+        KeyStoreKind::File => KeyStore::File(FileKeyStore::open(&settings.keys.dir, kek)?),
+        KeyStoreKind::Postgres => KeyStore::Postgres(
+            PgKeyStore::open(
+                &settings.keys.database_url,
+                &settings.keys.database_schema,
+                kek,
+            )
+            .await?,
+        ),
+    })
+}
+
+/// Keeps already parsed keys (by kid, with their current record) and parses only new ones.
+fn parse_new(
+    known: &[Arc<LoadedKey>],
+    stored: Vec<StoredKey>,
+    typ: &str,
+) -> Result<Vec<Arc<LoadedKey>>, KeyError> {
+    stored
+        .into_iter()
+        .map(|s| {
+            if let Some(k) = known.iter().find(|k| k.record.kid == s.record.kid) {
+                return Ok(if k.record == s.record {
+                    k.clone()
+                } else {
+                    Arc::new(LoadedKey {
+                        record: s.record,
+                        jwk: k.jwk.clone(),
+                        signer: k.signer.clone(),
+                    })
+                });
+            }
+            parse(s, typ).map(Arc::new)
+        })
+        .collect()
+}
+
+fn parse(stored: StoredKey, typ: &str) -> Result<LoadedKey, KeyError> {
+    let kid = stored.record.kid.clone();
+    let unusable = |reason: String| KeyError::Unusable {
+        kid: kid.clone(),
+        reason,
+    };
+    let private =
+        RsaPrivateKey::from_pkcs8_der(&stored.pkcs8_der).map_err(|e| unusable(e.to_string()))?;
+    let jwk = jwk::Jwk::from_public_key(&private.to_public_key());
+    if jwk.kid != kid {
+        return Err(unusable(format!(
+            "its thumbprint is {}, not the kid it is stored under",
+            jwk.kid
+        )));
+    }
+    let signer = signer::Signer::from_pkcs8_der(&kid, &stored.pkcs8_der, typ)
+        .map_err(|e| unusable(e.to_string()))?;
+    Ok(LoadedKey {
+        record: stored.record,
+        jwk,
+        signer: Arc::new(signer),
+    })
 }

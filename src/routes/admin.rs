@@ -12,11 +12,135 @@ use utoipa::ToSchema;
 
 use super::{denylist_unavailable, describe_parse_error, read_body};
 use crate::app::AppState;
+use crate::clock::rfc3339;
 use crate::denylist::{Target, revoke_and_audit};
 use crate::error::{ApiError, ErrorBody};
+use crate::keys::KeyError;
+use crate::keys::keyring::KeyState;
+use crate::keys::policy::KeyView;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::resource("/admin/revocations").route(web::post().to(create_revocation)));
+    cfg.service(super::resource("/admin/revocations").route(web::post().to(create_revocation)))
+        .service(super::resource("/admin/keys").route(web::get().to(list_keys)))
+        .service(super::resource("/admin/keys/rotate").route(web::post().to(rotate_keys)));
+}
+
+/// A signing key as operators see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyInfo {
+    /// RFC 7638 thumbprint.
+    pub kid: String,
+    pub state: KeyState,
+    /// RFC 3339.
+    pub created_at: String,
+    /// When it signs (or signed) from.
+    pub activates_at: String,
+    /// When it stops (or stopped) signing, if decided.
+    pub retires_at: Option<String>,
+}
+
+impl From<&KeyView> for KeyInfo {
+    fn from(v: &KeyView) -> Self {
+        Self {
+            kid: v.record.kid.clone(),
+            state: v.state,
+            created_at: rfc3339(v.record.created_at),
+            activates_at: rfc3339(v.record.activates_at),
+            retires_at: v.retired_at.map(rfc3339),
+        }
+    }
+}
+
+/// `{"now": true}` signs with the new key at once (key compromise).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRequest {
+    #[serde(default)]
+    pub now: bool,
+}
+
+fn key_error(e: KeyError) -> ApiError {
+    match e {
+        KeyError::Rotate(e) => ApiError::Conflict(e.to_string().into()),
+        KeyError::Database(reason) => {
+            tracing::warn!(%reason, "keystore unavailable");
+            ApiError::TemporarilyUnavailable {
+                what: "the keystore".into(),
+                retry_after: 5,
+            }
+        }
+        other => ApiError::Internal(other.into()),
+    }
+}
+
+/// Every key in the keystore with its lifecycle state.
+#[utoipa::path(get, path = "/admin/keys", tag = "admin",
+    security(("admin_bearer" = [])),
+    responses(
+        (status = 200, description = "The keys, oldest first", body = [KeyInfo]),
+        (status = 401, description = "`invalid_token`: missing or wrong admin token", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody)))]
+pub async fn list_keys(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let keys: Vec<KeyInfo> = state.keys.list().await.iter().map(KeyInfo::from).collect();
+    Ok(HttpResponse::Ok().json(keys))
+}
+
+/// Rotate: the new key is published now and signs after `keys.publish_lead_seconds`,
+/// or at once with `{"now": true}` (the old key retires at once).
+#[utoipa::path(post, path = "/admin/keys/rotate", tag = "admin",
+    request_body(content = Option<RotateRequest>, content_type = "application/json"),
+    security(("admin_bearer" = [])),
+    responses(
+        (status = 200, description = "The new key", body = KeyInfo),
+        (status = 400, description = "`invalid_request`: malformed body", body = ErrorBody),
+        (status = 401, description = "`invalid_token`: missing or wrong admin token", body = ErrorBody),
+        (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 409, description = "`conflict`: a rotation is pending, or the JWKS is full (the message says from when a rotation is possible)", body = ErrorBody),
+        (status = 415, description = "`invalid_request`: not JSON", body = ErrorBody),
+        (status = 503, description = "`temporarily_unavailable`: the keystore cannot be reached", body = ErrorBody)))]
+pub async fn rotate_keys(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let (_, body) = read_optional_json(&req, payload, state.settings.server.max_body_bytes).await?;
+    let request: RotateRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| describe_parse_error(super::BodyEncoding::Json, &e))?
+    };
+    let key = state
+        .keys
+        .rotate(request.now, "admin")
+        .await
+        .map_err(key_error)?;
+    Ok(HttpResponse::Ok().json(KeyInfo::from(&key)))
+}
+
+/// A JSON body that may be empty (then any or no content type is fine).
+async fn read_optional_json(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<(Option<super::BodyEncoding>, web::Bytes), ApiError> {
+    let declared_empty = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_none_or(|v| v.as_bytes() == b"0");
+    if declared_empty && req.headers().get(header::CONTENT_TYPE).is_none() {
+        return Ok((None, web::Bytes::new()));
+    }
+    let (encoding, body) = read_body(req, payload, limit, true).await?;
+    if encoding != super::BodyEncoding::Json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    Ok((Some(encoding), body))
 }
 
 /// Checks `Authorization: Bearer <admin token>`.

@@ -49,7 +49,7 @@ pub async fn get_readiness(state: web::Data<AppState>) -> HttpResponse {
         .current()
         .keys()
         .iter()
-        .any(|k| k.record.state == crate::keys::keyring::KeyState::Active);
+        .any(|k| k.view.state == crate::keys::keyring::KeyState::Active);
     checks.insert(
         "keys",
         if keys_ok {

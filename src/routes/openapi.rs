@@ -20,6 +20,8 @@ use crate::app::AppState;
         super::revoke::revoke_token,
         super::introspect::introspect_token,
         super::admin::create_revocation,
+        super::admin::list_keys,
+        super::admin::rotate_keys,
         super::jwks::get_jwks,
         super::discovery::get_authorization_server_metadata,
         super::discovery::get_openid_configuration,

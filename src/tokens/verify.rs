@@ -112,34 +112,11 @@ pub fn verify(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-
     use super::*;
-    use crate::keys::jwk::Jwk;
-    use crate::keys::keyring::{KeyRecord, KeyState, LoadedKey};
-    use crate::keys::signer::Signer;
     use crate::tokens::{TokenIssuer, TokenRequest};
 
     fn keyring(pem: &str) -> Keyring {
-        let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem).expect("fixture");
-        let jwk = Jwk::from_public_key(&key.to_public_key());
-        let der = key.to_pkcs8_der().expect("der");
-        Keyring::new(vec![LoadedKey {
-            record: KeyRecord {
-                kid: jwk.kid.clone(),
-                state: KeyState::Active,
-                created_at: 0,
-                activates_at: 0,
-                retires_at: None,
-            },
-            signer: Arc::new(
-                Signer::from_pkcs8_der(&jwk.kid, der.as_bytes(), "at+jwt").expect("signer"),
-            ),
-            jwk,
-        }])
-        .expect("keyring")
+        crate::keys::single_key_keyring(pem, "at+jwt").expect("keyring")
     }
 
     fn mint(ring: &Keyring, now: i64) -> String {

@@ -6,16 +6,11 @@ use std::sync::Arc;
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
-use rsa::RsaPrivateKey;
-use rsa::pkcs8::DecodePrivateKey;
 use serde_json::Value;
 use tessera::app::Application;
 use tessera::clients::hash_secret;
 use tessera::clock::{Clock, SystemClock};
 use tessera::config::{ClientSettings, Settings, StaticSessionSettings};
-use tessera::keys::jwk::Jwk;
-use tessera::keys::keyring::{KeyRecord, KeyState};
-use tessera::keys::store_file::FileKeyStore;
 
 pub const CLIENT_ID: &str = "test-gateway";
 pub const CLIENT_SECRET: &str = "test-gateway-secret";
@@ -90,22 +85,7 @@ pub fn test_settings(keys_dir: &Path) -> Settings {
 /// Puts the pre-generated fixture key into `dir` as the active key (generating keys in
 /// tests is slow and random); returns its kid.
 pub fn install_fixture_key(dir: &Path) -> String {
-    let key = RsaPrivateKey::from_pkcs8_pem(FIXTURE_KEY_A).expect("fixture key");
-    let kid = Jwk::from_public_key(&key.to_public_key()).kid;
-    let store = FileKeyStore::open(dir).expect("keystore");
-    store
-        .add(
-            KeyRecord {
-                kid: kid.clone(),
-                state: KeyState::Active,
-                created_at: 1_700_000_000,
-                activates_at: 1_700_000_000,
-                retires_at: None,
-            },
-            &key,
-        )
-        .expect("install key");
-    kid
+    tessera::keys::store_file::import_pem(dir, FIXTURE_KEY_A, 1_700_000_000).expect("install key")
 }
 
 pub async fn spawn_app() -> TestApp {
