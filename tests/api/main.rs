@@ -6,6 +6,7 @@ mod exchange;
 mod health;
 mod helpers;
 mod jwks;
+mod key_lifecycle;
 mod keys;
 mod openapi;
 mod redis_denylist;
