@@ -20,6 +20,9 @@ use crate::clock::UnixTime;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+const SELECT_KEYS: &str =
+    "SELECT kid, created_at, activates_at, retires_at, kek_id, nonce, ciphertext FROM tessera_keys";
+
 #[derive(Debug, Clone)]
 pub struct PgKeyStore {
     pool: PgPool,
@@ -77,6 +80,19 @@ impl PgKeyStore {
         })
     }
 
+    /// A transaction holding this keystore's advisory lock until it ends.
+    async fn locked_transaction(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, KeyError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(&self.lock_name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        Ok(tx)
+    }
+
     pub async fn version(&self) -> Result<String, KeyError> {
         let version: i64 = sqlx::query_scalar("SELECT version FROM tessera_keyring_version")
             .fetch_one(&self.pool)
@@ -91,12 +107,10 @@ impl PgKeyStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
-        let rows = sqlx::query(
-            "SELECT kid, created_at, activates_at, retires_at, kek_id, nonce, ciphertext FROM tessera_keys ORDER BY activates_at",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
+        let rows = sqlx::query(SELECT_KEYS)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
         let keys = rows
             .iter()
@@ -116,13 +130,8 @@ impl PgKeyStore {
         bits: usize,
         plan: Plan,
     ) -> Result<Vec<Applied>, KeyError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-            .bind(&self.lock_name)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        let rows = sqlx::query("SELECT kid, created_at, activates_at, retires_at, kek_id, nonce, ciphertext FROM tessera_keys")
+        let mut tx = self.locked_transaction().await?;
+        let rows = sqlx::query(SELECT_KEYS)
             .fetch_all(&mut *tx)
             .await
             .map_err(db)?;
@@ -189,17 +198,17 @@ impl PgKeyStore {
                 "keys.encryption_key is not set".into(),
             ));
         };
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-            .bind(&self.lock_name)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        let rows = sqlx::query("SELECT kid, created_at, activates_at, retires_at, kek_id, nonce, ciphertext FROM tessera_keys WHERE kek_id <> $1")
-            .bind(&current)
+        let mut tx = self.locked_transaction().await?;
+        let rows: Vec<PgRow> = sqlx::query(SELECT_KEYS)
             .fetch_all(&mut *tx)
             .await
-            .map_err(db)?;
+            .map_err(db)?
+            .into_iter()
+            .filter(|row| {
+                row.try_get::<String, _>("kek_id")
+                    .is_ok_and(|id| id != current)
+            })
+            .collect();
         for row in &rows {
             let (record, sealed) = decode(row)?;
             let der = self.kek.open(&record.kid, &sealed)?;

@@ -1,6 +1,6 @@
 //! `/healthz` and `/readyz`.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::*;
 
@@ -14,13 +14,7 @@ async fn healthz_and_readyz_report_a_ready_server() {
         .await
         .expect("healthz");
     assert_eq!(response.status(), 200);
-    let response = app
-        .http
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.expect("json");
+    let (status, body) = app.readiness().await;
+    assert_eq!(status, 200);
     assert_eq!(body, json!({"status": "ready", "checks": {"keys": "ok"}}));
 }

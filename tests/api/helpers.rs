@@ -142,6 +142,18 @@ impl TestApp {
         response.json().await.expect("json")
     }
 
+    /// `GET /readyz`: the status code and the body.
+    pub async fn readiness(&self) -> (u16, Value) {
+        let response = self
+            .http
+            .get(self.url("/readyz"))
+            .send()
+            .await
+            .expect("readyz");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("readyz JSON"))
+    }
+
     /// `POST /admin/revocations` with the test admin token.
     pub async fn admin_revoke(&self, body: Value) -> reqwest::Response {
         self.http

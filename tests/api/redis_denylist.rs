@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
-use serde_json::{Value, json};
+use serde_json::json;
 use tessera::config::{DenylistBackend, Settings};
 
 use crate::helpers::*;
@@ -122,14 +122,8 @@ async fn redis_down_fails_closed_and_service_recovers_without_a_restart() {
         .expect("introspect");
     assert_oauth_error(response, 503, "temporarily_unavailable").await;
 
-    let response = app
-        .http
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(response.status(), 503);
-    let body: Value = response.json().await.expect("json");
+    let (status, body) = app.readiness().await;
+    assert_eq!(status, 503);
     assert_eq!(body["status"], "unavailable");
     assert!(
         body["checks"]["denylist"]
@@ -171,13 +165,7 @@ async fn redis_down_fails_closed_and_service_recovers_without_a_restart() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let response = app
-        .http
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(response.status(), 200);
+    assert_eq!(app.readiness().await.0, 200);
 }
 
 #[tokio::test]
@@ -185,13 +173,7 @@ async fn tessera_starts_while_redis_is_down_and_serves_once_it_is_up() {
     let mut server = RedisServer::start();
     server.stop();
     let app = spawn_app_with(on_redis(server.url(), unique_prefix())).await;
-    let response = app
-        .http
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(response.status(), 503);
+    assert_eq!(app.readiness().await.0, 503);
     server.resume();
     let deadline = Instant::now() + Duration::from_secs(15);
     while app

@@ -234,14 +234,8 @@ async fn upstream_failures_are_503_never_invalid_grant() {
         .exchange_json(json!({"subject_token": "alice"}))
         .await;
     assert_oauth_error(response, 503, "temporarily_unavailable").await;
-    let response = refused
-        .http
-        .get(refused.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(response.status(), 503);
-    let body: Value = response.json().await.expect("json");
+    let (status, body) = refused.readiness().await;
+    assert_eq!(status, 503);
     assert_eq!(body["checks"]["sessions"], "error: connection refused");
 }
 
@@ -282,13 +276,7 @@ async fn userinfo_mode_uses_the_token_as_bearer() {
     assert_oauth_error(response, 400, "invalid_grant").await;
     let response = app.exchange_json(json!({"subject_token": "boom"})).await;
     assert_oauth_error(response, 503, "temporarily_unavailable").await;
-    let response = app
-        .http
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(response.status(), 200);
+    assert_eq!(app.readiness().await.0, 200);
 }
 
 #[tokio::test]

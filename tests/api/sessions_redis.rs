@@ -176,14 +176,8 @@ async fn a_session_store_that_is_down_gives_503_and_readyz_names_it() {
     let response = app.exchange_json(json!({"subject_token": SID})).await;
     assert_eq!(response.headers()["retry-after"], "1");
     assert_oauth_error(response, 503, "temporarily_unavailable").await;
-    let response = app
-        .http
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(response.status(), 503);
-    let body: Value = response.json().await.expect("json");
+    let (status, body) = app.readiness().await;
+    assert_eq!(status, 503);
     assert!(
         body["checks"]["sessions"]
             .as_str()
