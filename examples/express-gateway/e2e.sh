@@ -6,8 +6,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 command -v node >/dev/null || { echo "e2e: node is not installed; skipped"; exit 0; }
-bin=${TESSERA_BIN:-$root/target/debug/tessera}
+bin=${TESSERA_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/tessera}
 [ -x "$bin" ] || (cd "$root" && cargo build --quiet --bin tessera)
+[ -x "$bin" ] || { echo "e2e: no tessera binary at $bin (set TESSERA_BIN)" >&2; exit 1; }
 redis_url=${TESSERA_TEST_REDIS_URL:-redis://127.0.0.1:6379}
 
 (cd "$here" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
@@ -33,6 +34,8 @@ pids+=($!)
 
 for port in "$tessera_port" "$inventory_port" "$gateway_port"; do
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || {
+    echo "e2e: nothing listens on port $port"; tail -n 20 "$tmp"/*.log; exit 1; }
 done
 
 gw=http://127.0.0.1:$gateway_port

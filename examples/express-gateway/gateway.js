@@ -57,7 +57,12 @@ async function exchange(req, audience) {
 }
 
 app.get("/branches/:id/products", async (req, res) => {
-  const exchanged = await exchange(req, "product-inventory");
+  let exchanged;
+  try {
+    exchanged = await exchange(req, "product-inventory");
+  } catch {
+    return res.status(502).json({ error: "tessera_unreachable" });
+  }
   if (exchanged.status !== 200) {
     // invalid_grant: the session was revoked or expired at Tessera; log the user out.
     if (exchanged.body.error === "invalid_grant") req.session.destroy(() => {});
