@@ -1,0 +1,14 @@
+//! product-catalog on $CATALOG_PORT (default 3001).
+use actix_web::{App, HttpServer};
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_env_filter("info").init();
+    let verifier = tessera_shop::verifier_from_env("product-catalog").await?;
+    let port: u16 = tessera_shop::env("CATALOG_PORT", "3001").parse()?;
+    HttpServer::new(move || App::new().configure(tessera_shop::catalog(verifier.clone())))
+        .bind(("127.0.0.1", port))?
+        .run()
+        .await?;
+    Ok(())
+}
