@@ -7,9 +7,12 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY migrations ./migrations
 COPY benches ./benches
 COPY tests ./tests
-RUN cargo build --release --locked --bin tessera
+COPY crates ./crates
+COPY examples/shop ./examples/shop
+RUN cargo build --release --locked -p tessera --bin tessera
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \

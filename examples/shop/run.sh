@@ -5,7 +5,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-cargo build --release --quiet --bin tessera -p tessera -p tessera-shop
+cargo build --release --quiet -p tessera -p tessera-shop --bins
 bin=${CARGO_TARGET_DIR:-$root/target}/release
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
