@@ -41,6 +41,8 @@ pub struct AppState {
     pub jwks_cache_control: HeaderValue,
     /// SHA-256 of the admin token; `None`: the admin API is disabled.
     pub admin_token_sha256: Option<[u8; 32]>,
+    /// Renders `/metrics`.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The empty extra-claims map of anonymous tokens.
     pub no_claims: Map<String, serde_json::Value>,
 }
@@ -60,6 +62,7 @@ impl AppState {
             openapi_json: Bytes::from(routes::openapi::document()),
             jwks_cache_control: HeaderValue::from_str(&cache_control)?,
             no_claims: Map::new(),
+            metrics: crate::metrics::handle(),
             admin_token_sha256: hex::decode(&settings.admin.token_sha256)
                 .ok()
                 .and_then(|h| h.try_into().ok()),
@@ -162,7 +165,14 @@ async fn access_log(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.path().to_owned();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let response = next.call(req).await?;
+    metrics::counter!(
+        crate::metrics::HTTP_REQUESTS,
+        "route" => route,
+        "status" => response.status().as_str().to_owned()
+    )
+    .increment(1);
     tracing::info!(
         target: "tessera::access",
         %method,

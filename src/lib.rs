@@ -12,6 +12,7 @@ pub mod config;
 pub mod denylist;
 pub mod error;
 pub mod keys;
+pub mod metrics;
 pub mod redis_client;
 pub mod routes;
 pub mod sessions;

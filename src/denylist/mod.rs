@@ -326,7 +326,8 @@ pub async fn revoke_and_audit(
     reason: Option<&str>,
     by: &str,
 ) -> Result<u64, RedisUnavailable> {
-    let ttl = denylist.revoke(revocation, now).await?;
+    let ttl = crate::metrics::time_backend("denylist", denylist.revoke(revocation, now)).await?;
+    metrics::counter!(crate::metrics::REVOCATIONS, "kind" => revocation.kind()).increment(1);
     tracing::info!(
         target: "tessera::audit",
         event = "revocation",

@@ -107,7 +107,7 @@ pub async fn exchange_token(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    exchange(&req, payload, &state).await
+    measured_exchange(&req, payload, &state).await
 }
 
 /// The same exchange at the OAuth token endpoint named in discovery.
@@ -129,7 +129,27 @@ pub async fn oauth2_token(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    exchange(&req, payload, &state).await
+    measured_exchange(&req, payload, &state).await
+}
+
+/// The exchange, with its latency and outcome (`issued` or the error code) recorded.
+async fn measured_exchange(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<HttpResponse, ApiError> {
+    let started = std::time::Instant::now();
+    let mut client = None;
+    let result = exchange(req, payload, state, &mut client).await;
+    let outcome = result.as_ref().map_or_else(ApiError::code, |_| "issued");
+    metrics::histogram!(crate::metrics::EXCHANGE_DURATION).record(started.elapsed().as_secs_f64());
+    metrics::counter!(
+        crate::metrics::EXCHANGES,
+        "client" => client.unwrap_or_else(|| "unknown".to_owned()),
+        "outcome" => outcome
+    )
+    .increment(1);
+    result
 }
 
 /// Both encodings, reduced to one shape.
@@ -209,6 +229,7 @@ async fn exchange(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
+    client_id: &mut Option<String>,
 ) -> Result<HttpResponse, ApiError> {
     let (encoding, body) =
         read_body(req, payload, state.settings.server.max_body_bytes, true).await?;
@@ -221,6 +242,7 @@ async fn exchange(
     )?;
     let span = tracing::Span::current();
     span.record("client_id", client.id.as_str());
+    *client_id = Some(client.id.clone());
 
     let audience = choose_audience(client, params.audience.as_deref())?;
     let scope = grant_scope(client, params.scope.as_deref())?;
@@ -311,9 +333,8 @@ async fn resolve_session(
             .into(),
         ));
     }
-    if state
-        .denylist
-        .is_session_revoked(&state.sessions.sid_of(token), now)
+    let sid = state.sessions.sid_of(token);
+    if crate::metrics::time_backend("denylist", state.denylist.is_session_revoked(&sid, now))
         .await
         .map_err(denylist_unavailable)?
     {
@@ -321,7 +342,12 @@ async fn resolve_session(
             "the session has been revoked".into(),
         ));
     }
-    state.sessions.resolve(token, now).await.map_err(|e| match e {
+    let started = std::time::Instant::now();
+    let resolved = state.sessions.resolve(token, now).await;
+    // A refusal is an answer, not a backend error.
+    let failed = matches!(resolved, Err(SessionError::Unavailable(_)));
+    crate::metrics::record_backend(state.sessions.name(), started, failed);
+    resolved.map_err(|e| match e {
         SessionError::Rejected => ApiError::InvalidGrant(e.to_string().into()),
         SessionError::Unavailable(reason) => {
             tracing::warn!(backend = state.sessions.name(), %reason, "session backend unavailable");

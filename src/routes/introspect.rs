@@ -74,11 +74,12 @@ pub async fn introspect_token(
                 sub: &t.sub,
                 issued_at: t.iat + state.settings.token.clock_skew_seconds as i64,
             };
-            let revoked = state
-                .denylist
-                .is_token_revoked(facts, now)
-                .await
-                .map_err(denylist_unavailable)?;
+            let revoked = crate::metrics::time_backend(
+                "denylist",
+                state.denylist.is_token_revoked(facts, now),
+            )
+            .await
+            .map_err(denylist_unavailable)?;
             if revoked {
                 Introspection::inactive()
             } else {

@@ -6,6 +6,7 @@ pub mod exchange;
 pub mod health;
 pub mod introspect;
 pub mod jwks;
+pub mod metrics;
 pub mod openapi;
 pub mod revoke;
 
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     discovery::configure(cfg);
     health::configure(cfg);
     openapi::configure(cfg);
+    metrics::configure(cfg);
 }
 
 /// A resource whose unsupported methods answer `405` in the contract's error format.

@@ -28,6 +28,7 @@ use crate::app::AppState;
         super::health::get_health,
         super::health::get_readiness,
         get_openapi,
+        super::metrics::get_metrics,
     ),
     components(schemas(crate::error::ErrorBody, crate::keys::jwk::Jwk)),
     modifiers(&SecuritySchemes),

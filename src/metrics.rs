@@ -1,0 +1,90 @@
+//! Prometheus metrics: the recorder, the names, and `GET /metrics`.
+//!
+//! The `metrics` facade has one process-wide recorder; it is installed once and every
+//! application in the process (tests run several) renders the same registry.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const HTTP_REQUESTS: &str = "tessera_http_requests_total";
+pub const EXCHANGE_DURATION: &str = "tessera_exchange_duration_seconds";
+pub const EXCHANGES: &str = "tessera_exchanges_total";
+pub const ACTIVE_KEY_AGE: &str = "tessera_active_key_age_seconds";
+pub const BACKEND_ERRORS: &str = "tessera_backend_errors_total";
+pub const BACKEND_DURATION: &str = "tessera_backend_duration_seconds";
+pub const REVOCATIONS: &str = "tessera_revocations_total";
+pub const RATE_LIMITED: &str = "tessera_rate_limited_total";
+
+/// Latency buckets from 100 µs to 5 s.
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// The process's recorder handle, installed on first use.
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), BUCKETS)
+                .map(PrometheusBuilder::build_recorder)
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by route and status");
+    metrics::describe_histogram!(
+        EXCHANGE_DURATION,
+        metrics::Unit::Seconds,
+        "Time to answer an exchange"
+    );
+    metrics::describe_counter!(
+        EXCHANGES,
+        "Exchanges by client and outcome (issued or the OAuth error code)"
+    );
+    metrics::describe_gauge!(
+        ACTIVE_KEY_AGE,
+        metrics::Unit::Seconds,
+        "Seconds since the signing key activated"
+    );
+    metrics::describe_counter!(
+        BACKEND_ERRORS,
+        "Errors of the session backend and the denylist"
+    );
+    metrics::describe_histogram!(
+        BACKEND_DURATION,
+        metrics::Unit::Seconds,
+        "Latency of session backend and denylist calls"
+    );
+    metrics::describe_counter!(REVOCATIONS, "Revocations by kind");
+    metrics::describe_counter!(RATE_LIMITED, "Requests refused by a rate limit, by limit");
+}
+
+/// Times a backend call and counts its errors (every `Err` is one).
+pub async fn time_backend<T, E>(
+    backend: &'static str,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let started = std::time::Instant::now();
+    let result = call.await;
+    record_backend(backend, started, result.is_err());
+    result
+}
+
+/// Records one backend call that started at `started`.
+pub fn record_backend(backend: &'static str, started: std::time::Instant, failed: bool) {
+    metrics::histogram!(BACKEND_DURATION, "backend" => backend)
+        .record(started.elapsed().as_secs_f64());
+    if failed {
+        metrics::counter!(BACKEND_ERRORS, "backend" => backend).increment(1);
+    }
+}
