@@ -41,6 +41,10 @@ pub struct AppState {
     pub jwks_cache_control: HeaderValue,
     /// SHA-256 of the admin token; `None`: the admin API is disabled.
     pub admin_token_sha256: Option<[u8; 32]>,
+    /// Authentication failures per source address; `None` = unlimited.
+    pub auth_failures: Option<crate::ratelimit::FailureLimiter>,
+    /// Set on SIGTERM: `/readyz` answers 503 from then on.
+    pub shutting_down: Arc<std::sync::atomic::AtomicBool>,
     /// Renders `/metrics`.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The empty extra-claims map of anonymous tokens.
@@ -63,6 +67,12 @@ impl AppState {
             jwks_cache_control: HeaderValue::from_str(&cache_control)?,
             no_claims: Map::new(),
             metrics: crate::metrics::handle(),
+            auth_failures: crate::ratelimit::Rate::new(
+                settings.server.auth_failures_per_second,
+                settings.server.auth_failures_burst,
+            )
+            .map(crate::ratelimit::FailureLimiter::new),
+            shutting_down: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             admin_token_sha256: hex::decode(&settings.admin.token_sha256)
                 .ok()
                 .and_then(|h| h.try_into().ok()),
@@ -77,6 +87,7 @@ impl AppState {
 pub struct Application {
     port: u16,
     server: Server,
+    shutting_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Application {
@@ -99,7 +110,9 @@ impl Application {
         let workers = settings.server.workers;
         let grace = settings.server.shutdown_grace_seconds;
         let reload_every = Duration::from_secs(settings.keys.reload_interval_seconds);
+        let server_settings = settings.server.clone();
         let state = web::Data::new(AppState::build(settings, clock).await?);
+        let shutting_down = state.shutting_down.clone();
         spawn_key_maintenance(state.keys.clone(), reload_every);
         if state.clients.is_empty() {
             tracing::warn!(
@@ -114,16 +127,22 @@ impl Application {
                 .default_service(web::to(|| async { Err::<String, _>(ApiError::NotFound) }))
         })
         .listen(listener)?
+        .disable_signals()
         .shutdown_timeout(grace)
-        .client_request_timeout(Duration::from_secs(10))
-        .client_disconnect_timeout(Duration::from_secs(2))
-        .keep_alive(Duration::from_secs(75));
+        .client_request_timeout(Duration::from_millis(
+            server_settings.client_request_timeout_ms,
+        ))
+        .client_disconnect_timeout(Duration::from_millis(
+            server_settings.client_disconnect_timeout_ms,
+        ))
+        .keep_alive(Duration::from_secs(server_settings.keep_alive_seconds));
         if workers > 0 {
             server = server.workers(workers);
         }
         Ok(Self {
             port,
             server: server.run(),
+            shutting_down,
         })
     }
 
@@ -134,6 +153,17 @@ impl Application {
     /// A handle to stop the server gracefully.
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
+    }
+
+    /// Graceful shutdown, as on SIGTERM: `/readyz` turns 503 at once, the listeners
+    /// close, requests in flight complete (for at most `server.shutdown_grace_seconds`).
+    pub fn shutdown_trigger(&self) -> impl Future<Output = ()> + 'static {
+        let (flag, handle) = (self.shutting_down.clone(), self.server.handle());
+        async move {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::info!("shutting down: readiness off, finishing requests in flight");
+            handle.stop(true).await;
+        }
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {

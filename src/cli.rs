@@ -163,8 +163,15 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let listen = settings.server.listen.clone();
         let issuer = settings.issuer.clone();
+        // Handlers first: a SIGTERM that arrives during start-up still stops gracefully.
+        let termination = termination_signals()?;
         let app = Application::build(settings).await?;
         tracing::info!(%listen, port = app.port(), %issuer, "tessera listening");
+        let shutdown = app.shutdown_trigger();
+        actix_web::rt::spawn(async move {
+            termination.await;
+            shutdown.await;
+        });
         app.run_until_stopped().await?;
         tracing::info!("tessera stopped");
         Ok(())
@@ -286,5 +293,18 @@ fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<String> {
             }
         }
         Ok(out)
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C); the handlers are installed before it returns.
+fn termination_signals() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     })
 }

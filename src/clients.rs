@@ -26,6 +26,8 @@ pub struct Client {
     pub scopes: Vec<String>,
     /// Lifetime of this client's tokens: `token.ttl_seconds` capped by both maxima.
     pub ttl_seconds: u64,
+    /// `rate_limit_per_second` / `rate_limit_burst`; `None` = unlimited.
+    pub limiter: Option<crate::ratelimit::Limiter>,
 }
 
 #[derive(Debug, Default)]
@@ -115,6 +117,8 @@ impl Client {
             allow_anonymous: c.allow_anonymous,
             scopes: c.scopes.clone(),
             ttl_seconds: settings.ttl_for(c.max_ttl_seconds),
+            limiter: crate::ratelimit::Rate::new(c.rate_limit_per_second, c.rate_limit_burst)
+                .map(crate::ratelimit::Limiter::new),
         }
     }
 }
@@ -164,6 +168,7 @@ mod tests {
             scopes: vec![],
             max_ttl_seconds: 0,
             rate_limit_per_second: 0,
+            rate_limit_burst: 0,
         });
         ClientRegistry::from_settings(&settings)
     }

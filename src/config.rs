@@ -60,6 +60,16 @@ pub struct ServerSettings {
     pub shutdown_grace_seconds: u64,
     /// Worker threads; 0 = one per CPU core.
     pub workers: usize,
+    /// Time a client has to send the request head.
+    pub client_request_timeout_ms: u64,
+    /// Idle keep-alive connections are closed after this.
+    pub keep_alive_seconds: u64,
+    /// Time to close a connection cleanly.
+    pub client_disconnect_timeout_ms: u64,
+    /// Authentication failures allowed per second and source address; 0 = no limit.
+    pub auth_failures_per_second: u32,
+    /// Failures an address may make in a row before the rate applies.
+    pub auth_failures_burst: u32,
 }
 
 impl Default for ServerSettings {
@@ -69,6 +79,11 @@ impl Default for ServerSettings {
             max_body_bytes: 16 * 1024,
             shutdown_grace_seconds: 30,
             workers: 0,
+            client_request_timeout_ms: 5000,
+            keep_alive_seconds: 75,
+            client_disconnect_timeout_ms: 1000,
+            auth_failures_per_second: 1,
+            auth_failures_burst: 20,
         }
     }
 }
@@ -250,6 +265,9 @@ pub struct ClientSettings {
     pub max_ttl_seconds: u64,
     #[serde(default)]
     pub rate_limit_per_second: u32,
+    /// Requests the client may make in a burst (0 = one second's worth).
+    #[serde(default)]
+    pub rate_limit_burst: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -13,6 +13,7 @@ pub mod denylist;
 pub mod error;
 pub mod keys;
 pub mod metrics;
+pub mod ratelimit;
 pub mod redis_client;
 pub mod routes;
 pub mod sessions;

@@ -99,6 +99,7 @@ pub struct ExchangeResponse {
         (status = 400, description = "`invalid_request`, `unsupported_grant_type`, `invalid_grant`, `unauthorized_client`, `invalid_target` or `invalid_scope`", body = ErrorBody),
         (status = 401, description = "`invalid_client`, with `WWW-Authenticate: Basic realm=\"tessera\"`", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 429, description = "`slow_down`: the client's rate limit, or too many authentication failures from this address; `Retry-After`", body = ErrorBody),
         (status = 413, description = "`invalid_request`: body over `server.max_body_bytes`", body = ErrorBody),
         (status = 415, description = "`invalid_request`: unsupported content type", body = ErrorBody),
         (status = 503, description = "`temporarily_unavailable`: a backend cannot be reached; `Retry-After`", body = ErrorBody)))]
@@ -121,6 +122,7 @@ pub async fn exchange_token(
         (status = 400, description = "`invalid_request`, `unsupported_grant_type`, `invalid_grant`, `unauthorized_client`, `invalid_target` or `invalid_scope`", body = ErrorBody),
         (status = 401, description = "`invalid_client`, with `WWW-Authenticate: Basic realm=\"tessera\"`", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 429, description = "`slow_down`: the client's rate limit, or too many authentication failures from this address; `Retry-After`", body = ErrorBody),
         (status = 413, description = "`invalid_request`: body over `server.max_body_bytes`", body = ErrorBody),
         (status = 415, description = "`invalid_request`: unsupported content type", body = ErrorBody),
         (status = 503, description = "`temporarily_unavailable`: a backend cannot be reached; `Retry-After`", body = ErrorBody)))]
@@ -429,6 +431,7 @@ mod tests {
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             max_ttl_seconds: 0,
             rate_limit_per_second: 0,
+            rate_limit_burst: 0,
         };
         Client::from_settings(&c, &settings)
     }

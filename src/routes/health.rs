@@ -70,6 +70,12 @@ pub async fn get_readiness(state: web::Data<AppState>) -> HttpResponse {
             result.map_or_else(|reason| format!("error: {reason}"), |()| "ok".into()),
         );
     }
+    if state
+        .shutting_down
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        checks.insert("shutdown", "error: shutting down".into());
+    }
     let ready = checks.values().all(|v| v == "ok");
     let body = Readiness {
         status: if ready { "ready" } else { "unavailable" },

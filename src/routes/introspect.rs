@@ -48,6 +48,7 @@ impl Introspection {
         (status = 400, description = "`invalid_request`: malformed form or no `token`", body = ErrorBody),
         (status = 401, description = "`invalid_client`", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody),
+        (status = 429, description = "`slow_down`: the client's rate limit, or too many authentication failures from this address; `Retry-After`", body = ErrorBody),
         (status = 413, description = "`invalid_request`: body too large", body = ErrorBody),
         (status = 415, description = "`invalid_request`: not a form", body = ErrorBody),
         (status = 503, description = "`temporarily_unavailable`: the denylist cannot be reached; `Retry-After`", body = ErrorBody)))]

@@ -88,21 +88,50 @@ pub(crate) fn describe_parse_error(
     ApiError::InvalidRequest(format!("{what}: {err}").into())
 }
 
-/// Authenticates the calling client by HTTP Basic or the body's `client_id`/`client_secret`.
+/// Authenticates the calling client by HTTP Basic or the body's `client_id`/`client_secret`,
+/// then applies its rate limit. An address that failed too often is refused before its
+/// credentials are even checked.
 pub(crate) fn authenticate_client<'s>(
     state: &'s AppState,
     req: &HttpRequest,
     post_id: Option<&str>,
     post_secret: Option<&str>,
 ) -> Result<&'s Client, ApiError> {
-    state.clients.authenticate(&PresentedCredentials {
-        authorization: req
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .map(actix_web::http::header::HeaderValue::as_bytes),
-        post_id,
-        post_secret,
-    })
+    let now = std::time::Instant::now();
+    let address = req.peer_addr().map(|a| a.ip());
+    if let (Some(limiter), Some(ip)) = (&state.auth_failures, address) {
+        limiter
+            .check(ip, now)
+            .map_err(|wait| slow_down("auth_failures", wait))?;
+    }
+    let client = state
+        .clients
+        .authenticate(&PresentedCredentials {
+            authorization: req
+                .headers()
+                .get(actix_web::http::header::AUTHORIZATION)
+                .map(actix_web::http::header::HeaderValue::as_bytes),
+            post_id,
+            post_secret,
+        })
+        .inspect_err(|e| {
+            if let (ApiError::InvalidClient, Some(limiter), Some(ip)) =
+                (e, &state.auth_failures, address)
+            {
+                limiter.failed(ip, now);
+            }
+        })?;
+    if let Some(limiter) = &client.limiter {
+        limiter
+            .acquire(now)
+            .map_err(|wait| slow_down("client", wait))?;
+    }
+    Ok(client)
+}
+
+fn slow_down(limit: &'static str, retry_after: u64) -> ApiError {
+    ::metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => limit).increment(1);
+    ApiError::SlowDown { retry_after }
 }
 
 /// The denylist could not answer: fail closed with `503` and `Retry-After`.

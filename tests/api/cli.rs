@@ -62,3 +62,42 @@ fn hash_secret_prints_the_sha256_for_the_configuration() {
         "6573306c7f45369b2cf77c3286f2683ae5dfaf9f8135895401621a7f543cd140"
     );
 }
+
+#[test]
+fn sigterm_stops_the_server_gracefully_with_exit_code_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["serve"])
+        .env("TESSERA__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("TESSERA__KEYS__DIR", dir.path().join("keys"))
+        .env("TESSERA__SERVER__SHUTDOWN_GRACE_SECONDS", "5")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "exit code {:?}", out.status.code());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(6),
+        "within the grace period"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shutting down"));
+}

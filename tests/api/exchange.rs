@@ -347,3 +347,52 @@ async fn unknown_routes_and_methods_answer_in_json() {
         .expect("request");
     assert_oauth_error(response, 405, "method_not_allowed").await;
 }
+
+#[tokio::test]
+async fn a_client_over_its_rate_limit_gets_slow_down_with_retry_after() {
+    let app = spawn_app_with(|s| {
+        s.clients[0].rate_limit_per_second = 1;
+        s.clients[0].rate_limit_burst = 2;
+    })
+    .await;
+    app.token_for(Some(USER_SESSION)).await;
+    app.token_for(Some(USER_SESSION)).await;
+    let response = app
+        .exchange_json(json!({"subject_token": USER_SESSION}))
+        .await;
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_oauth_error(response, 429, "slow_down").await;
+    // Other clients are not affected.
+    let response = app
+        .http
+        .post(app.url("/exchange"))
+        .basic_auth(STRICT_CLIENT_ID, Some(STRICT_CLIENT_SECRET))
+        .json(&json!({"subject_token": USER_SESSION, "audience": "product-inventory"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn an_address_that_keeps_failing_authentication_is_slowed_down() {
+    let app = spawn_app_with(|s| {
+        s.server.auth_failures_per_second = 1;
+        s.server.auth_failures_burst = 3;
+    })
+    .await;
+    for _ in 0..3 {
+        let response = app
+            .http
+            .post(app.url("/exchange"))
+            .basic_auth(CLIENT_ID, Some("guess"))
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 401);
+    }
+    // Even the right secret waits now: guessing is slow.
+    let response = app.exchange_json(json!({})).await;
+    assert_oauth_error(response, 429, "slow_down").await;
+}

@@ -51,6 +51,7 @@ pub fn test_settings(keys_dir: &Path) -> Settings {
             scopes: vec!["products:read".into(), "inventory:read".into()],
             max_ttl_seconds: 0,
             rate_limit_per_second: 0,
+            rate_limit_burst: 0,
         },
         ClientSettings {
             id: STRICT_CLIENT_ID.into(),
@@ -61,6 +62,7 @@ pub fn test_settings(keys_dir: &Path) -> Settings {
             scopes: vec![],
             max_ttl_seconds: 120,
             rate_limit_per_second: 0,
+            rate_limit_burst: 0,
         },
     ];
     let claims = |email: &str| {

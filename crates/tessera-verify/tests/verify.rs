@@ -275,6 +275,7 @@ async fn tessera() -> (String, tempfile::TempDir) {
         scopes: vec![],
         max_ttl_seconds: 0,
         rate_limit_per_second: 0,
+        rate_limit_burst: 0,
     });
     s.sessions
         .static_sessions
