@@ -413,12 +413,18 @@ impl Settings {
                 .with_list_parse_key("redis.nodes")
                 .source(Some(vars)),
         );
-        let raw = builder
-            .build()
-            .map_err(|e| ConfigError(format!("invalid configuration: {e}")))?;
-        let settings: Settings = raw
-            .try_deserialize()
-            .map_err(|e| ConfigError(format!("invalid configuration: {e}")))?;
+        let raw = builder.build().map_err(|e| {
+            ConfigError(format!(
+                "invalid configuration: {}",
+                one_line(&e.to_string())
+            ))
+        })?;
+        let settings: Settings = raw.try_deserialize().map_err(|e| {
+            ConfigError(format!(
+                "invalid configuration: {}",
+                one_line(&e.to_string())
+            ))
+        })?;
         settings.validate()?;
         Ok(settings)
     }
@@ -881,6 +887,22 @@ impl Settings {
         };
         self.token.ttl_seconds.min(cap)
     }
+}
+
+/// A parser's message on one line: its code-frame lines (`1 | …`, `^`) dropped, the rest
+/// joined with "; ".
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            let frame = l
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .trim_start();
+            !l.is_empty() && !frame.starts_with('|') && !frame.starts_with('^')
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn check_sha256_hex(key: &str, value: &str) -> Result<(), ConfigError> {

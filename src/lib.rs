@@ -13,6 +13,8 @@ pub mod denylist;
 pub mod error;
 pub mod keys;
 pub mod metrics;
+#[cfg(test)]
+mod proptests;
 pub mod ratelimit;
 pub mod redis_client;
 pub mod routes;

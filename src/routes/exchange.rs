@@ -156,7 +156,7 @@ async fn measured_exchange(
 
 /// Both encodings, reduced to one shape.
 #[derive(Debug, Default)]
-struct ExchangeParams {
+pub(crate) struct ExchangeParams {
     subject_token: Option<String>,
     subject_token_type: Option<String>,
     audience: Option<String>,
@@ -167,7 +167,7 @@ struct ExchangeParams {
 }
 
 impl ExchangeParams {
-    fn parse(encoding: BodyEncoding, body: &[u8]) -> Result<Self, ApiError> {
+    pub(crate) fn parse(encoding: BodyEncoding, body: &[u8]) -> Result<Self, ApiError> {
         match encoding {
             BodyEncoding::Json => {
                 let j: ExchangeJson =

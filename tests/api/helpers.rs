@@ -101,11 +101,31 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_app_with_clock(adjust, Arc::new(SystemClock)).await
 }
 
+/// With `TESSERA_TEST_LOG` set (scripts/test sets it), every test server logs at debug
+/// level into that file, which `scripts/check-logs` then searches for secrets.
+fn init_test_logging() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let Some(path) = std::env::var_os("TESSERA_TEST_LOG") else {
+            return;
+        };
+        let Ok(file) = std::fs::OpenOptions::new().create(true).append(true).open(path) else {
+            return;
+        };
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug,h2=info,hyper=info,hyper_util=info,reqwest=info,sqlx=info,redis=info,rustls=info")
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
 /// The application on a clock the test controls.
 pub async fn spawn_app_with_clock(
     adjust: impl FnOnce(&mut Settings),
     clock: Arc<dyn Clock>,
 ) -> TestApp {
+    init_test_logging();
     let dir = tempfile::tempdir().expect("tempdir");
     let keys_dir = dir.path().join("keys");
     install_fixture_key(&keys_dir);
