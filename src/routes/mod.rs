@@ -147,6 +147,7 @@ pub(crate) fn denylist_unavailable(e: RedisUnavailable) -> ApiError {
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 pub struct TokenForm {
     /// The JWT to revoke or introspect.
+    #[schema(required = true)]
     pub token: Option<String>,
     /// Accepted and ignored: Tessera only has one kind of token.
     pub token_type_hint: Option<String>,
