@@ -52,7 +52,11 @@ pub enum KeysCommand {
         now: bool,
     },
     /// Retire a pending or retired key (the active key: rotate first).
-    Retire { kid: String },
+    Retire {
+        /// Key ids are base64url and may start with '-'.
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
     /// Re-encrypt every private key under the current keys.encryption_key.
     Rewrap,
 }
@@ -61,13 +65,13 @@ pub enum KeysCommand {
 #[command(group(clap::ArgGroup::new("target").required(true).args(["jti", "session", "subject"])))]
 pub struct RevokeArgs {
     /// A token id: that token is dead until it expires.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub jti: Option<String>,
     /// A session token: every token of that session is dead and it cannot be exchanged.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub session: Option<String>,
     /// A user id: every token of that user issued up to now is dead.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub subject: Option<String>,
     /// Why, for the audit log.
     #[arg(long)]
@@ -307,4 +311,25 @@ fn termination_signals() -> std::io::Result<impl Future<Output = ()>> {
             _ = int.recv() => {}
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command, KeysCommand};
+
+    /// Key ids and token ids are base64url: one in 64 starts with '-'.
+    #[test]
+    fn ids_that_start_with_a_dash_are_values_not_flags() {
+        let cli = Cli::try_parse_from(["tessera", "keys", "retire", "-D4xk_Q"]).expect("parse");
+        assert!(
+            matches!(cli.command, Some(Command::Keys(KeysCommand::Retire { kid })) if kid == "-D4xk_Q")
+        );
+        let cli = Cli::try_parse_from(["tessera", "revoke", "--jti", "-x1", "--reason", "leak"])
+            .expect("parse");
+        assert!(
+            matches!(cli.command, Some(Command::Revoke(args)) if args.jti.as_deref() == Some("-x1"))
+        );
+    }
 }
