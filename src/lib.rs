@@ -11,6 +11,8 @@ pub mod clock;
 pub mod config;
 pub mod denylist;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 pub mod metrics;
 #[cfg(test)]

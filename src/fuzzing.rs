@@ -1,0 +1,61 @@
+//! Entry points for the `cargo fuzz` targets in `fuzz/` (and nothing else): each feeds raw
+//! bytes to a parser a caller can reach. They must never panic.
+
+use crate::clients::{ClientRegistry, PresentedCredentials};
+use crate::routes::BodyEncoding;
+use crate::routes::exchange::ExchangeParams;
+
+/// An `/exchange` body in the JSON (`json = true`) or form encoding.
+pub fn exchange_body(data: &[u8], json: bool) {
+    let encoding = if json {
+        BodyEncoding::Json
+    } else {
+        BodyEncoding::Form
+    };
+    let _ = ExchangeParams::parse(encoding, data);
+}
+
+/// An `Authorization` header presented for client authentication.
+pub fn authorization_header(data: &[u8]) {
+    let _ = ClientRegistry::default().authenticate(&PresentedCredentials {
+        authorization: Some(data),
+        post_id: None,
+        post_secret: None,
+    });
+}
+
+/// A session document (JSON) through the claim mapping of the redis/http backends.
+pub fn session_document(data: &[u8]) {
+    if let Ok(document) = serde_json::from_slice::<serde_json::Value>(data) {
+        let mapping = [
+            ("sub", "/user/id"),
+            ("roles", "/user/roles"),
+            ("email", "/user/email"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let _ = crate::sessions::claims::ClaimMap::from_settings(&mapping)
+            .principal(&document, String::new());
+    }
+}
+
+/// A configuration file.
+pub fn configuration(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(mut file) = tempfile_in_tmp() else {
+        return;
+    };
+    if std::io::Write::write_all(&mut file.1, text.as_bytes()).is_ok() {
+        let _ = crate::config::Settings::load(Some(&file.0), &[]);
+    }
+    let _ = std::fs::remove_file(&file.0);
+}
+
+fn tempfile_in_tmp() -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
+    let path = std::env::temp_dir().join(format!("tessera-fuzz-{}.toml", std::process::id()));
+    let file = std::fs::File::create(&path)?;
+    Ok((path, file))
+}
