@@ -293,3 +293,24 @@ async fn a_revoked_session_is_not_served_from_the_cache() {
     let response = app.exchange_json(json!({"subject_token": "erin"})).await;
     assert_oauth_error(response, 400, "invalid_grant").await;
 }
+
+/// Graceful stop (what SIGTERM triggers): an exchange already in flight — here waiting
+/// 300 ms on the legacy server — still gets its token; new connections are refused.
+#[tokio::test]
+async fn a_graceful_stop_lets_the_exchange_in_flight_finish() {
+    let legacy = start_legacy().await;
+    let app = spawn_app_with(configure(
+        legacy.url.clone(),
+        HttpSessionMode::Introspection,
+    ))
+    .await;
+    let in_flight = app.exchange_json(json!({"subject_token": "slow-carol"}));
+    let stop = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        app.stop().await;
+    };
+    let (response, ()) = tokio::join!(in_flight, stop);
+    assert_eq!(response.status(), 200, "the request in flight completed");
+    let after = reqwest::Client::new().get(app.url("/healthz")).send().await;
+    assert!(after.is_err(), "the listener is closed after the stop");
+}
