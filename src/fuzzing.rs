@@ -40,22 +40,11 @@ pub fn session_document(data: &[u8]) {
     }
 }
 
-/// A configuration file.
+/// A configuration file (any bytes: the loader must refuse what is not UTF-8 TOML).
 pub fn configuration(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    let Ok(mut file) = tempfile_in_tmp() else {
-        return;
-    };
-    if std::io::Write::write_all(&mut file.1, text.as_bytes()).is_ok() {
-        let _ = crate::config::Settings::load(Some(&file.0), &[]);
-    }
-    let _ = std::fs::remove_file(&file.0);
-}
-
-fn tempfile_in_tmp() -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
     let path = std::env::temp_dir().join(format!("tessera-fuzz-{}.toml", std::process::id()));
-    let file = std::fs::File::create(&path)?;
-    Ok((path, file))
+    if std::fs::write(&path, data).is_ok() {
+        let _ = crate::config::Settings::load(Some(&path), &[]);
+    }
+    let _ = std::fs::remove_file(&path);
 }
