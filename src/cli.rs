@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::app::Application;
 use crate::config::Settings;
+use crate::http::Application;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -82,7 +82,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Openapi => {
-            print!("{}", crate::routes::openapi::document());
+            print!("{}", crate::http::openapi::document());
             ExitCode::SUCCESS
         }
         Command::HashSecret => {
@@ -109,7 +109,7 @@ pub fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            crate::telemetry::init(&settings.log);
+            crate::infra::telemetry::init(&settings.log);
             match revoke(&settings, args) {
                 Ok(line) => {
                     println!("{line}");
@@ -126,7 +126,7 @@ pub fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            crate::telemetry::init(&settings.log);
+            crate::infra::telemetry::init(&settings.log);
             match keys(&settings, command) {
                 Ok(output) => {
                     print!("{output}");
@@ -143,7 +143,7 @@ pub fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            crate::telemetry::init(&settings.log);
+            crate::infra::telemetry::init(&settings.log);
             match serve(settings) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -190,7 +190,7 @@ fn revoke(settings: &Settings, args: RevokeArgs) -> anyhow::Result<String> {
         (_, _, Some(subject)) => Target::Subject(subject),
         _ => anyhow::bail!("give one of --jti, --session, --subject"),
     };
-    crate::routes::admin::check_target(&target).map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::http::routes::admin::check_target(&target).map_err(|e| anyhow::anyhow!("{e}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -202,7 +202,7 @@ fn revoke(settings: &Settings, args: RevokeArgs) -> anyhow::Result<String> {
             );
         }
         let sessions = crate::sessions::SessionBackend::from_settings(settings)?;
-        let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+        let now = crate::infra::clock::Clock::now(&crate::infra::clock::SystemClock);
         let revocation = target.to_revocation(&sessions, settings, now);
         let by = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
         let ttl = revoke_and_audit(&denylist, &revocation, now, args.reason.as_deref(), &by).await?;
@@ -228,7 +228,7 @@ fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<String> {
     runtime.block_on(async {
         let store = crate::keys::open_store(settings).await?;
         let policy = Policy::from_settings(settings);
-        let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+        let now = crate::infra::clock::Clock::now(&crate::infra::clock::SystemClock);
         let bits = settings.keys.rsa_bits;
         let mut out = String::new();
         match command {
@@ -243,7 +243,7 @@ fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<String> {
                 for v in policy::view(&records, now, &policy) {
                     let retires = v
                         .retired_at
-                        .map(crate::clock::rfc3339)
+                        .map(crate::infra::clock::rfc3339)
                         .unwrap_or_else(|| "-".into());
                     let state = serde_json::to_value(v.state)?
                         .as_str()
@@ -254,8 +254,8 @@ fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<String> {
                         "{:<44} {:<8} {:<21} {:<21} {retires}",
                         v.record.kid,
                         state,
-                        crate::clock::rfc3339(v.record.created_at),
-                        crate::clock::rfc3339(v.record.activates_at),
+                        crate::infra::clock::rfc3339(v.record.created_at),
+                        crate::infra::clock::rfc3339(v.record.activates_at),
                     )?;
                 }
             }
@@ -268,7 +268,7 @@ fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<String> {
                             out,
                             "new key {} signs from {}",
                             r.kid,
-                            crate::clock::rfc3339(r.activates_at)
+                            crate::infra::clock::rfc3339(r.activates_at)
                         )?;
                     }
                 }

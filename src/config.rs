@@ -529,7 +529,7 @@ impl Settings {
                     "redis.nodes",
                     format!(
                         "contains {:?}, which is not a redis:// or rediss:// URL",
-                        crate::redis_client::describe_url(bad)
+                        crate::infra::redis::describe_url(bad)
                     ),
                     "write each node as redis://host:port",
                 ));

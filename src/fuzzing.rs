@@ -2,8 +2,8 @@
 //! bytes to a parser a caller can reach. They must never panic.
 
 use crate::clients::{ClientRegistry, PresentedCredentials};
-use crate::routes::BodyEncoding;
-use crate::routes::exchange::ExchangeParams;
+use crate::http::routes::BodyEncoding;
+use crate::http::routes::exchange::ExchangeParams;
 
 /// An `/exchange` body in the JSON (`json = true`) or form encoding.
 pub fn exchange_body(data: &[u8], json: bool) {

@@ -7,9 +7,9 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 use crate::clients::{ClientRegistry, PresentedCredentials};
-use crate::error::ApiError;
-use crate::routes::BodyEncoding;
-use crate::routes::exchange::ExchangeParams;
+use crate::http::error::ApiError;
+use crate::http::routes::BodyEncoding;
+use crate::http::routes::exchange::ExchangeParams;
 
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![

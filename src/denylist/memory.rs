@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use super::{Denylist, Keys, Lifetimes, Revocation, TokenFacts};
-use crate::clock::UnixTime;
-use crate::redis_client::RedisUnavailable;
+use crate::infra::clock::UnixTime;
+use crate::infra::redis::RedisUnavailable;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {

@@ -9,9 +9,9 @@ mod redis;
 
 use std::time::Duration;
 
-use crate::clock::UnixTime;
 use crate::config::{DenylistBackend, Settings};
-use crate::redis_client::{RedisClient, RedisUnavailable};
+use crate::infra::clock::UnixTime;
+use crate::infra::redis::{RedisClient, RedisUnavailable};
 pub use memory::MemoryDenylist;
 pub use redis::RedisDenylist;
 
@@ -326,8 +326,9 @@ pub async fn revoke_and_audit(
     reason: Option<&str>,
     by: &str,
 ) -> Result<u64, RedisUnavailable> {
-    let ttl = crate::metrics::time_backend("denylist", denylist.revoke(revocation, now)).await?;
-    metrics::counter!(crate::metrics::REVOCATIONS, "kind" => revocation.kind()).increment(1);
+    let ttl =
+        crate::infra::metrics::time_backend("denylist", denylist.revoke(revocation, now)).await?;
+    metrics::counter!(crate::infra::metrics::REVOCATIONS, "kind" => revocation.kind()).increment(1);
     tracing::info!(
         target: "tessera::audit",
         event = "revocation",

@@ -4,8 +4,8 @@
 //! in cluster mode the prefix is a hash tag, so one check is one slot and one round trip.
 
 use super::{Denylist, Keys, Lifetimes, Revocation, TokenFacts};
-use crate::clock::UnixTime;
-use crate::redis_client::{RedisClient, RedisUnavailable};
+use crate::infra::clock::UnixTime;
+use crate::infra::redis::{RedisClient, RedisUnavailable};
 
 /// Raises a subject's watermark (never lowers it) and renews its expiry, atomically.
 const RAISE_WATERMARK: &str = r"

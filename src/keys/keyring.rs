@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use super::jwk::{Jwk, JwkSet};
 use super::policy::{self, KeyView, Policy};
 use super::signer::Signer;
-use crate::clock::UnixTime;
+use crate::infra::clock::UnixTime;
 
 /// `pending` (published, not signing) → `active` (the one signer) → `retired` (published
 /// until its last token has expired) → removed.

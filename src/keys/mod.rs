@@ -11,8 +11,6 @@ pub mod keyring;
 pub mod policy;
 pub mod signer;
 pub mod store;
-pub mod store_file;
-pub mod store_pg;
 
 use std::sync::Arc;
 
@@ -20,14 +18,14 @@ use arc_swap::ArcSwap;
 use rsa::RsaPrivateKey;
 use rsa::pkcs8::DecodePrivateKey;
 
-use crate::clock::{Clock, UnixTime};
 use crate::config::{KeyStoreKind, Settings};
+use crate::infra::clock::{Clock, UnixTime};
 use kek::{KekError, KekRing};
 use keyring::{KeyRecord, Keyring, KeyringError, LoadedKey};
 use policy::{KeyView, Policy, RetireError, RotateError};
+use store::file::{FileKeyStore, FileStoreError};
+use store::pg::PgKeyStore;
 use store::{Applied, KeyStore, StoredKey};
-use store_file::{FileKeyStore, FileStoreError};
-use store_pg::PgKeyStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {

@@ -8,7 +8,7 @@
 //! States are derived from timestamps, so every replica switches keys at the same instant
 //! without coordination: the new key was published `publish_lead` before it signs.
 
-use crate::clock::UnixTime;
+use crate::infra::clock::UnixTime;
 
 use super::keyring::{KeyRecord, KeyState};
 
@@ -70,11 +70,11 @@ pub enum Change {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RotateError {
-    #[error("a rotation is already pending: key {kid} activates at {}", crate::clock::rfc3339(*.activates_at))]
+    #[error("a rotation is already pending: key {kid} activates at {}", crate::infra::clock::rfc3339(*.activates_at))]
     AlreadyPending { kid: String, activates_at: UnixTime },
     #[error(
         "the JWKS already holds {MAX_PUBLISHED} keys; a rotation is possible from {} (when the oldest retired key expires), or now with --now, which drops the oldest retired key",
-        crate::clock::rfc3339(*.possible_at)
+        crate::infra::clock::rfc3339(*.possible_at)
     )]
     TooManyKeys { possible_at: UnixTime },
 }

@@ -16,9 +16,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::clock::UnixTime;
 use crate::config::{SessionBackendKind, Settings};
-use crate::redis_client::RedisClient;
+use crate::infra::clock::UnixTime;
+use crate::infra::redis::RedisClient;
 use claims::ClaimMap;
 pub use http::HttpSessions;
 pub use redis::RedisSessions;

@@ -16,8 +16,8 @@ use subtle::ConstantTimeEq;
 
 use super::claims::ClaimMap;
 use super::{Principal, SessionError, sid_of_canonical};
-use crate::clock::UnixTime;
-use crate::redis_client::RedisClient;
+use crate::infra::clock::UnixTime;
+use crate::infra::redis::RedisClient;
 
 /// Longest sid we look up (express's are 32 characters).
 const MAX_SID_LEN: usize = 512;

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
 use super::claims::{Actor, Claims, RequestContext};
-use crate::clock::UnixTime;
+use crate::infra::clock::UnixTime;
 use crate::keys::keyring::Keyring;
 use crate::keys::signer::SignerError;
 

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::clock::UnixTime;
+use crate::infra::clock::UnixTime;
 use crate::keys::keyring::Keyring;
 
 /// Why a token is not valid; callers map every variant to "inactive".

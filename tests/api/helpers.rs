@@ -7,10 +7,10 @@ use std::sync::Arc;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::Value;
-use tessera::app::Application;
 use tessera::clients::hash_secret;
-use tessera::clock::{Clock, SystemClock};
 use tessera::config::{ClientSettings, Settings, StaticSessionSettings};
+use tessera::http::Application;
+use tessera::infra::clock::{Clock, SystemClock};
 
 pub const CLIENT_ID: &str = "test-gateway";
 pub const CLIENT_SECRET: &str = "test-gateway-secret";
@@ -90,7 +90,7 @@ pub fn test_settings(keys_dir: &Path) -> Settings {
 /// Puts the pre-generated fixture key into `dir` as the active key (generating keys in
 /// tests is slow and random); returns its kid.
 pub fn install_fixture_key(dir: &Path) -> String {
-    tessera::keys::store_file::import_pem(dir, FIXTURE_KEY_A, 1_700_000_000).expect("install key")
+    tessera::keys::store::file::import_pem(dir, FIXTURE_KEY_A, 1_700_000_000).expect("install key")
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tessera::clock::{Clock, ManualClock};
 use tessera::config::{KeyStoreKind, Settings};
+use tessera::infra::clock::{Clock, ManualClock};
 use tessera::keys::KeyService;
 use tessera::keys::keyring::KeyState;
 
@@ -260,7 +260,7 @@ async fn private_keys_are_sealed_in_the_database_and_need_the_kek() {
         let mut settings = test_settings(dir.path());
         on_postgres(schema.clone())(&mut settings);
         settings.keys.encryption_key = kek.into();
-        let result = tessera::app::Application::build(settings).await;
+        let result = tessera::http::Application::build(settings).await;
         let message = format!("{:#}", result.err().expect("start refused"));
         assert!(message.contains(expected), "{message}");
     }

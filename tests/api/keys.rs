@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use tessera::app::Application;
+use tessera::http::Application;
 
 use crate::helpers::*;
 

@@ -9,7 +9,7 @@ const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.js
 
 #[tokio::test]
 async fn served_document_matches_the_committed_one() {
-    let generated = tessera::routes::openapi::document();
+    let generated = tessera::http::openapi::document();
     if std::env::var_os("UPDATE_OPENAPI").is_some() {
         std::fs::write(COMMITTED, &generated).expect("write openapi/openapi.json");
     }
@@ -31,7 +31,7 @@ async fn served_document_matches_the_committed_one() {
 
 #[test]
 fn every_operation_documents_its_error_responses() {
-    let doc: Value = serde_json::from_str(&tessera::routes::openapi::document()).expect("json");
+    let doc: Value = serde_json::from_str(&tessera::http::openapi::document()).expect("json");
     assert!(doc["openapi"].as_str().expect("version").starts_with("3.1"));
     let paths = doc["paths"].as_object().expect("paths");
     let expected = [

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tessera::clock::ManualClock;
 use tessera::config::{DenylistBackend, Settings};
+use tessera::infra::clock::ManualClock;
 
 use crate::helpers::*;
 use crate::redis_support::*;

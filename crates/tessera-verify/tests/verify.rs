@@ -250,7 +250,7 @@ async fn the_last_good_key_set_serves_while_the_issuer_is_down() {
 async fn tessera() -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let keys = dir.path().join("keys");
-    tessera::keys::store_file::import_pem(&keys, KEY_A, 1_700_000_000).expect("key");
+    tessera::keys::store::file::import_pem(&keys, KEY_A, 1_700_000_000).expect("key");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -285,7 +285,7 @@ async fn tessera() -> (String, tempfile::TempDir) {
             roles: vec!["admin".into()],
             claims: Default::default(),
         });
-    let app = tessera::app::Application::build(s).await.expect("tessera");
+    let app = tessera::http::Application::build(s).await.expect("tessera");
     tokio::spawn(app.run_until_stopped());
     (url, dir)
 }

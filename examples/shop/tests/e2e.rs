@@ -45,7 +45,7 @@ async fn serve(
 async fn start() -> Shop {
     let dir = tempfile::tempdir().expect("tempdir");
     let keys = dir.path().join("keys");
-    tessera::keys::store_file::import_pem(&keys, KEY_A, 1_700_000_000).expect("key");
+    tessera::keys::store::file::import_pem(&keys, KEY_A, 1_700_000_000).expect("key");
     let port = free_port();
     let tessera = format!("http://127.0.0.1:{port}");
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/demo.toml");
@@ -61,7 +61,7 @@ async fn start() -> Shop {
     s.jwks.max_age_seconds = 1;
     s.log.level = "warn".into();
     s.admin.token_sha256 = tessera::clients::hash_secret(ADMIN_TOKEN);
-    let app = tessera::app::Application::build(s).await.expect("tessera");
+    let app = tessera::http::Application::build(s).await.expect("tessera");
     tokio::spawn(app.run_until_stopped());
 
     let catalog_verifier = Verifier::builder(&tessera, "product-catalog")

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
+use crate::http::AppState;
 
 pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
@@ -68,7 +68,7 @@ fn metadata_response(state: &AppState) -> HttpResponse {
 /// Authorization server metadata (RFC 8414).
 #[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "discovery",
     responses((status = 200, description = "Server metadata", body = Metadata),
-              (status = 405, description = "Method not allowed", body = crate::error::ErrorBody)))]
+              (status = 405, description = "Method not allowed", body = crate::http::error::ErrorBody)))]
 pub async fn get_authorization_server_metadata(state: web::Data<AppState>) -> HttpResponse {
     metadata_response(&state)
 }
@@ -76,7 +76,7 @@ pub async fn get_authorization_server_metadata(state: web::Data<AppState>) -> Ht
 /// The same document at the OpenID Connect discovery path.
 #[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "discovery",
     responses((status = 200, description = "Server metadata", body = Metadata),
-              (status = 405, description = "Method not allowed", body = crate::error::ErrorBody)))]
+              (status = 405, description = "Method not allowed", body = crate::http::error::ErrorBody)))]
 pub async fn get_openid_configuration(state: web::Data<AppState>) -> HttpResponse {
     metadata_response(&state)
 }

@@ -20,12 +20,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::KeyError;
-use super::kek::{KekRing, Sealed};
-use super::keyring::KeyRecord;
-use super::policy::Change;
-use super::store::{Applied, Plan, StoredKey, generate};
-use crate::clock::UnixTime;
+use super::{Applied, Plan, StoredKey, generate};
+use crate::infra::clock::UnixTime;
+use crate::keys::KeyError;
+use crate::keys::kek::{KekRing, Sealed};
+use crate::keys::keyring::KeyRecord;
+use crate::keys::policy::Change;
 
 const KEYRING_FILE: &str = "keyring.json";
 const LOCK_FILE: &str = ".lock";
@@ -294,7 +294,7 @@ impl FileKeyStore {
             .open(&path)
             .map_err(io("open", &path))?;
         let line = AuditLine {
-            at: crate::clock::rfc3339(at),
+            at: crate::infra::clock::rfc3339(at),
             actor,
             action,
             kid,
@@ -356,7 +356,7 @@ pub fn import_pem(dir: &Path, pem: &str, activates_at: UnixTime) -> Result<Strin
             .as_bytes()
             .to_vec(),
     );
-    let kid = super::jwk::Jwk::from_public_key(&key.to_public_key()).kid;
+    let kid = crate::keys::jwk::Jwk::from_public_key(&key.to_public_key()).kid;
     let _lock = store.lock()?;
     store.write_private_key(&kid, &der)?;
     let mut records = store.read_records()?;
@@ -375,7 +375,7 @@ pub fn import_pem(dir: &Path, pem: &str, activates_at: UnixTime) -> Result<Strin
 mod tests {
     use super::*;
 
-    const PEM: &str = include_str!("../../tests/fixtures/rsa-2048-a.pem");
+    const PEM: &str = include_str!("../../../tests/fixtures/rsa-2048-a.pem");
 
     #[test]
     fn stores_keys_with_mode_0600_and_reads_them_back() {

@@ -3,7 +3,7 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 
-use crate::app::AppState;
+use crate::http::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource("/metrics").route(web::get().to(get_metrics)));
@@ -12,11 +12,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Request, exchange, backend, key and revocation metrics (Prometheus text format 0.0.4).
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain"),
-              (status = 405, description = "Method not allowed", body = crate::error::ErrorBody)))]
+              (status = 405, description = "Method not allowed", body = crate::http::error::ErrorBody)))]
 pub async fn get_metrics(state: web::Data<AppState>) -> HttpResponse {
     let ring = state.keys.current();
     let age = state.clock.now() - ring.active_key().record.activates_at;
-    metrics::gauge!(crate::metrics::ACTIVE_KEY_AGE).set(age.max(0) as f64);
+    metrics::gauge!(crate::infra::metrics::ACTIVE_KEY_AGE).set(age.max(0) as f64);
     HttpResponse::Ok()
         .insert_header((
             header::CONTENT_TYPE,

@@ -3,7 +3,7 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::app::AppState;
+use crate::http::AppState;
 use crate::keys::jwk::JwkSet;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -17,7 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     responses(
         (status = 200, description = "The key set; `Cache-Control: public, max-age`, strong `ETag`", body = JwkSet),
         (status = 304, description = "The cached copy named by `If-None-Match` is current"),
-        (status = 405, description = "Method not allowed", body = crate::error::ErrorBody)))]
+        (status = 405, description = "Method not allowed", body = crate::http::error::ErrorBody)))]
 pub async fn get_jwks(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let ring = state.keys.current();
     let etag = ring.jwks_etag();

@@ -2,6 +2,9 @@
 //! PostgreSQL shared by every replica. Both apply a plan under a lock, so concurrent
 //! rotations on several instances produce exactly one new key.
 
+pub mod file;
+pub mod pg;
+
 use rsa::RsaPrivateKey;
 use rsa::pkcs8::EncodePrivateKey;
 use zeroize::Zeroizing;
@@ -10,9 +13,9 @@ use super::KeyError;
 use super::jwk::Jwk;
 use super::keyring::KeyRecord;
 use super::policy::Change;
-use super::store_file::FileKeyStore;
-use super::store_pg::PgKeyStore;
-use crate::clock::UnixTime;
+use crate::infra::clock::UnixTime;
+use file::FileKeyStore;
+use pg::PgKeyStore;
 
 /// A key as a store returns it: its record and PKCS#8 DER private key (decrypted).
 pub struct StoredKey {
@@ -56,7 +59,7 @@ pub fn audit(actor: &str, applied: &Applied, at: UnixTime) {
         action = applied.action(),
         kid = applied.kid(),
         by = actor,
-        at = crate::clock::rfc3339(at),
+        at = crate::infra::clock::rfc3339(at),
         "key event"
     );
 }

@@ -11,10 +11,10 @@ use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
 use super::{denylist_unavailable, describe_parse_error, read_body};
-use crate::app::AppState;
-use crate::clock::rfc3339;
 use crate::denylist::{Target, revoke_and_audit};
-use crate::error::{ApiError, ErrorBody};
+use crate::http::AppState;
+use crate::http::error::{ApiError, ErrorBody};
+use crate::infra::clock::rfc3339;
 use crate::keys::KeyError;
 use crate::keys::keyring::KeyState;
 use crate::keys::policy::KeyView;

@@ -11,12 +11,12 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Connection as _, Executor as _, Row as _};
 
-use super::KeyError;
-use super::kek::{KekRing, Sealed};
-use super::keyring::KeyRecord;
-use super::policy::Change;
-use super::store::{Applied, Plan, StoredKey, generate};
-use crate::clock::UnixTime;
+use super::{Applied, Plan, StoredKey, generate};
+use crate::infra::clock::UnixTime;
+use crate::keys::KeyError;
+use crate::keys::kek::{KekRing, Sealed};
+use crate::keys::keyring::KeyRecord;
+use crate::keys::policy::Change;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
+use crate::http::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource("/healthz").route(web::get().to(get_health)))
@@ -33,7 +33,7 @@ pub struct Readiness {
 /// Liveness: 200 while the process runs.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     responses((status = 200, description = "The process is up", body = Health),
-              (status = 405, description = "Method not allowed", body = crate::error::ErrorBody)))]
+              (status = 405, description = "Method not allowed", body = crate::http::error::ErrorBody)))]
 pub async fn get_health() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }

@@ -15,10 +15,10 @@ use super::discovery::TOKEN_EXCHANGE_GRANT;
 use super::{
     BodyEncoding, authenticate_client, denylist_unavailable, describe_parse_error, read_body,
 };
-use crate::app::AppState;
 use crate::clients::Client;
 use crate::denylist::Denylist as _;
-use crate::error::{ApiError, ErrorBody};
+use crate::http::AppState;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::sessions::{Principal, SessionError, SubjectTokenType};
 use crate::tokens::{RequestContext, TokenRequest};
 
@@ -144,9 +144,10 @@ async fn measured_exchange(
     let mut client = None;
     let result = exchange(req, payload, state, &mut client).await;
     let outcome = result.as_ref().map_or_else(ApiError::code, |_| "issued");
-    metrics::histogram!(crate::metrics::EXCHANGE_DURATION).record(started.elapsed().as_secs_f64());
+    metrics::histogram!(crate::infra::metrics::EXCHANGE_DURATION)
+        .record(started.elapsed().as_secs_f64());
     metrics::counter!(
-        crate::metrics::EXCHANGES,
+        crate::infra::metrics::EXCHANGES,
         "client" => client.unwrap_or_else(|| "unknown".to_owned()),
         "outcome" => outcome
     )
@@ -324,7 +325,7 @@ async fn resolve_session(
     state: &AppState,
     token: &str,
     token_type: SubjectTokenType,
-    now: crate::clock::UnixTime,
+    now: crate::infra::clock::UnixTime,
 ) -> Result<Arc<Principal>, ApiError> {
     if !state.sessions.supports(token_type) {
         return Err(ApiError::InvalidRequest(
@@ -336,7 +337,7 @@ async fn resolve_session(
         ));
     }
     let sid = state.sessions.sid_of(token);
-    if crate::metrics::time_backend("denylist", state.denylist.is_session_revoked(&sid, now))
+    if crate::infra::metrics::time_backend("denylist", state.denylist.is_session_revoked(&sid, now))
         .await
         .map_err(denylist_unavailable)?
     {
@@ -348,7 +349,7 @@ async fn resolve_session(
     let resolved = state.sessions.resolve(token, now).await;
     // A refusal is an answer, not a backend error.
     let failed = matches!(resolved, Err(SessionError::Unavailable(_)));
-    crate::metrics::record_backend(state.sessions.name(), started, failed);
+    crate::infra::metrics::record_backend(state.sessions.name(), started, failed);
     resolved.map_err(|e| match e {
         SessionError::Rejected => ApiError::InvalidGrant(e.to_string().into()),
         SessionError::Unavailable(reason) => {

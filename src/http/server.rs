@@ -14,13 +14,13 @@ use actix_web::{App, HttpServer, web};
 use bytes::Bytes;
 use serde_json::Map;
 
+use super::routes;
 use crate::clients::ClientRegistry;
-use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::denylist::DenylistStore;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::infra::clock::{Clock, SystemClock};
 use crate::keys::KeyService;
-use crate::routes;
 use crate::sessions::SessionBackend;
 use crate::tokens::TokenIssuer;
 
@@ -42,7 +42,7 @@ pub struct AppState {
     /// SHA-256 of the admin token; `None`: the admin API is disabled.
     pub admin_token_sha256: Option<[u8; 32]>,
     /// Authentication failures per source address; `None` = unlimited.
-    pub auth_failures: Option<crate::ratelimit::FailureLimiter>,
+    pub auth_failures: Option<crate::clients::limits::FailureLimiter>,
     /// Set on SIGTERM: `/readyz` answers 503 from then on.
     pub shutting_down: Arc<std::sync::atomic::AtomicBool>,
     /// Renders `/metrics`.
@@ -63,15 +63,15 @@ impl AppState {
             denylist: DenylistStore::from_settings(&settings)?,
             issuer: TokenIssuer::new(&settings.issuer, settings.token.clock_skew_seconds),
             discovery_json: Bytes::from(serde_json::to_vec(&metadata)?),
-            openapi_json: Bytes::from(routes::openapi::document()),
+            openapi_json: Bytes::from(super::openapi::document()),
             jwks_cache_control: HeaderValue::from_str(&cache_control)?,
             no_claims: Map::new(),
-            metrics: crate::metrics::handle(),
-            auth_failures: crate::ratelimit::Rate::new(
+            metrics: crate::infra::metrics::handle(),
+            auth_failures: crate::clients::limits::Rate::new(
                 settings.server.auth_failures_per_second,
                 settings.server.auth_failures_burst,
             )
-            .map(crate::ratelimit::FailureLimiter::new),
+            .map(crate::clients::limits::FailureLimiter::new),
             shutting_down: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             admin_token_sha256: hex::decode(&settings.admin.token_sha256)
                 .ok()
@@ -198,7 +198,7 @@ async fn access_log(
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let response = next.call(req).await?;
     metrics::counter!(
-        crate::metrics::HTTP_REQUESTS,
+        crate::infra::metrics::HTTP_REQUESTS,
         "route" => route,
         "status" => response.status().as_str().to_owned()
     )

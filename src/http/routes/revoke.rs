@@ -7,9 +7,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{TokenForm, denylist_unavailable, read_token_form};
-use crate::app::AppState;
 use crate::denylist::{Revocation, revoke_and_audit};
-use crate::error::{ApiError, ErrorBody};
+use crate::http::AppState;
+use crate::http::error::{ApiError, ErrorBody};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource("/revoke").route(web::post().to(revoke_token)));

@@ -1,4 +1,4 @@
-//! HTTP routes. Each module owns its endpoints and exposes `configure`; `app.rs` composes them.
+//! HTTP routes. Each module owns its endpoints and exposes `configure`; `http::server` composes them.
 
 pub mod admin;
 pub mod discovery;
@@ -7,16 +7,16 @@ pub mod health;
 pub mod introspect;
 pub mod jwks;
 pub mod metrics;
-pub mod openapi;
+
 pub mod revoke;
 
 use actix_web::{HttpMessage, HttpRequest, Resource, web};
 use futures_util::StreamExt as _;
 
-use crate::app::AppState;
 use crate::clients::{Client, PresentedCredentials};
-use crate::error::ApiError;
-use crate::redis_client::RedisUnavailable;
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::infra::redis::RedisUnavailable;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     exchange::configure(cfg);
@@ -26,7 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     jwks::configure(cfg);
     discovery::configure(cfg);
     health::configure(cfg);
-    openapi::configure(cfg);
+    super::openapi::configure(cfg);
     metrics::configure(cfg);
 }
 
@@ -130,7 +130,7 @@ pub(crate) fn authenticate_client<'s>(
 }
 
 fn slow_down(limit: &'static str, retry_after: u64) -> ApiError {
-    ::metrics::counter!(crate::metrics::RATE_LIMITED, "limit" => limit).increment(1);
+    ::metrics::counter!(crate::infra::metrics::RATE_LIMITED, "limit" => limit).increment(1);
     ApiError::SlowDown { retry_after }
 }
 

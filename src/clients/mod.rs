@@ -4,6 +4,8 @@
 //! Invariants: secrets exist only as SHA-256 hashes; an unknown client, a wrong secret and
 //! missing credentials fail the same way (`invalid_client`) after the same work.
 
+pub mod limits;
+
 use std::collections::HashMap;
 
 use base64::Engine as _;
@@ -13,7 +15,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::{ClientSettings, Settings};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// A configured gateway, ready for the exchange path.
 #[derive(Debug)]
@@ -27,7 +29,7 @@ pub struct Client {
     /// Lifetime of this client's tokens: `token.ttl_seconds` capped by both maxima.
     pub ttl_seconds: u64,
     /// `rate_limit_per_second` / `rate_limit_burst`; `None` = unlimited.
-    pub limiter: Option<crate::ratelimit::Limiter>,
+    pub limiter: Option<crate::clients::limits::Limiter>,
 }
 
 #[derive(Debug, Default)]
@@ -117,8 +119,8 @@ impl Client {
             allow_anonymous: c.allow_anonymous,
             scopes: c.scopes.clone(),
             ttl_seconds: settings.ttl_for(c.max_ttl_seconds),
-            limiter: crate::ratelimit::Rate::new(c.rate_limit_per_second, c.rate_limit_burst)
-                .map(crate::ratelimit::Limiter::new),
+            limiter: crate::clients::limits::Rate::new(c.rate_limit_per_second, c.rate_limit_burst)
+                .map(crate::clients::limits::Limiter::new),
         }
     }
 }

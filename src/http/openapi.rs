@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
-use crate::app::AppState;
+use crate::http::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,22 +15,22 @@ use crate::app::AppState;
         license(name = "Apache-2.0")
     ),
     paths(
-        super::exchange::exchange_token,
-        super::exchange::oauth2_token,
-        super::revoke::revoke_token,
-        super::introspect::introspect_token,
-        super::admin::create_revocation,
-        super::admin::list_keys,
-        super::admin::rotate_keys,
-        super::jwks::get_jwks,
-        super::discovery::get_authorization_server_metadata,
-        super::discovery::get_openid_configuration,
-        super::health::get_health,
-        super::health::get_readiness,
+        super::routes::exchange::exchange_token,
+        super::routes::exchange::oauth2_token,
+        super::routes::revoke::revoke_token,
+        super::routes::introspect::introspect_token,
+        super::routes::admin::create_revocation,
+        super::routes::admin::list_keys,
+        super::routes::admin::rotate_keys,
+        super::routes::jwks::get_jwks,
+        super::routes::discovery::get_authorization_server_metadata,
+        super::routes::discovery::get_openid_configuration,
+        super::routes::health::get_health,
+        super::routes::health::get_readiness,
         get_openapi,
-        super::metrics::get_metrics,
+        super::routes::metrics::get_metrics,
     ),
-    components(schemas(crate::error::ErrorBody, crate::keys::jwk::Jwk)),
+    components(schemas(crate::http::error::ErrorBody, crate::keys::jwk::Jwk)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "exchange", description = "Gateways exchange session tokens for internal JWTs"),
@@ -69,13 +69,13 @@ pub fn document() -> String {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::resource("/openapi.json").route(web::get().to(get_openapi)));
+    cfg.service(super::routes::resource("/openapi.json").route(web::get().to(get_openapi)));
 }
 
 /// This OpenAPI document.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"),
-              (status = 405, description = "Method not allowed", body = crate::error::ErrorBody)))]
+              (status = 405, description = "Method not allowed", body = crate::http::error::ErrorBody)))]
 pub async fn get_openapi(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((

@@ -5,9 +5,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value};
 
 use super::{TokenForm, denylist_unavailable, read_token_form};
-use crate::app::AppState;
 use crate::denylist::{Denylist as _, TokenFacts};
-use crate::error::{ApiError, ErrorBody};
+use crate::http::AppState;
+use crate::http::error::{ApiError, ErrorBody};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource("/introspect").route(web::post().to(introspect_token)));
@@ -75,7 +75,7 @@ pub async fn introspect_token(
                 sub: &t.sub,
                 issued_at: t.iat + state.settings.token.clock_skew_seconds as i64,
             };
-            let revoked = crate::metrics::time_backend(
+            let revoked = crate::infra::metrics::time_backend(
                 "denylist",
                 state.denylist.is_token_revoked(facts, now),
             )
