@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
-use crate::http::Application;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -144,7 +143,7 @@ pub fn main() -> ExitCode {
                 Err(code) => return code,
             };
             crate::infra::telemetry::init(&settings.log);
-            match serve(settings) {
+            match crate::http::server::serve(settings) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("tessera: {e:#}");
@@ -163,50 +162,39 @@ fn load(file: Option<&std::path::Path>) -> Result<Settings, ExitCode> {
     })
 }
 
-fn serve(settings: Settings) -> anyhow::Result<()> {
-    actix_web::rt::System::new().block_on(async move {
-        let listen = settings.server.listen.clone();
-        let issuer = settings.issuer.clone();
-        // Handlers first: a SIGTERM that arrives during start-up still stops gracefully.
-        let termination = termination_signals()?;
-        let app = Application::build(settings).await?;
-        tracing::info!(%listen, port = app.port(), %issuer, "tessera listening");
-        let shutdown = app.shutdown_trigger();
-        actix_web::rt::spawn(async move {
-            termination.await;
-            shutdown.await;
-        });
-        app.run_until_stopped().await?;
-        tracing::info!("tessera stopped");
-        Ok(())
-    })
-}
-
 fn revoke(settings: &Settings, args: RevokeArgs) -> anyhow::Result<String> {
-    use crate::denylist::{DenylistStore, Target, revoke_and_audit};
+    use crate::revocation::{Revocations, Target};
     let target = match (args.jti, args.session, args.subject) {
         (Some(jti), _, _) => Target::Jti(jti),
         (_, Some(session), _) => Target::Session(session),
         (_, _, Some(subject)) => Target::Subject(subject),
         _ => anyhow::bail!("give one of --jti, --session, --subject"),
     };
-    crate::http::routes::admin::check_target(&target).map_err(|e| anyhow::anyhow!("{e}"))?;
+    target.check()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let denylist = DenylistStore::from_settings(settings)?;
+        let denylist = crate::denylist::DenylistStore::from_settings(settings)?;
         if !denylist.is_shared() {
             anyhow::bail!(
                 "denylist.backend is \"memory\", which lives inside the server process; set denylist.backend = \"redis\" or use POST /admin/revocations"
             );
         }
         let sessions = crate::sessions::SessionBackend::from_settings(settings)?;
-        let now = crate::infra::clock::Clock::now(&crate::infra::clock::SystemClock);
-        let revocation = target.to_revocation(&sessions, settings, now);
-        let by = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
-        let ttl = revoke_and_audit(&denylist, &revocation, now, args.reason.as_deref(), &by).await?;
-        Ok(format!("revoked {} {} for {ttl} s", revocation.kind(), revocation.id()))
+        let revocations = Revocations::new(
+            std::sync::Arc::new(denylist),
+            std::sync::Arc::new(sessions),
+            std::sync::Arc::new(crate::infra::clock::SystemClock),
+            settings.token.max_ttl_seconds,
+        );
+        let revoked = revocations
+            .revoke(&target, args.reason.as_deref(), &operator())
+            .await?;
+        Ok(format!(
+            "revoked {} {} for {} s",
+            revoked.kind, revoked.id, revoked.expires_in
+        ))
     })
 }
 
@@ -297,19 +285,6 @@ fn keys(settings: &Settings, command: KeysCommand) -> anyhow::Result<String> {
             }
         }
         Ok(out)
-    })
-}
-
-/// Resolves on SIGTERM or SIGINT (Ctrl-C); the handlers are installed before it returns.
-fn termination_signals() -> std::io::Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
     })
 }
 

@@ -3,12 +3,14 @@
 //!
 //! `http` (parse, render) → domain (`exchange`, `clients`, `sessions`, `denylist`,
 //! `tokens`, `keys`) → `infra` / `config`. Each arrow is one module, wired once in
-//! [`http::server`]; nothing below `http` knows actix, and `config` imports nothing else.
+//! [`http::server`]; nothing below `http` knows the web framework, and `config` imports
+//! nothing else.
 
 pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod denylist;
+pub mod exchange;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
@@ -16,5 +18,7 @@ pub mod infra;
 pub mod keys;
 #[cfg(test)]
 mod proptests;
+pub mod readiness;
+pub mod revocation;
 pub mod sessions;
 pub mod tokens;

@@ -83,8 +83,8 @@ proptest! {
     fn introspected_garbage_is_inactive_not_a_panic(token in ".{0,300}", parts in prop::collection::vec("[A-Za-z0-9_-]{0,60}", 3)) {
         let ring = crate::keys::single_key_keyring(include_str!("../tests/fixtures/rsa-2048-a.pem"), "at+jwt")
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert!(crate::tokens::verify(&ring, "https://sts", &token, 0).is_err());
-        prop_assert!(crate::tokens::verify(&ring, "https://sts", &parts.join("."), 0).is_err());
+        prop_assert!(crate::tokens::verify(&ring, &crate::tokens::TokenIssuer::new("https://sts", 5), &token, 0).is_err());
+        prop_assert!(crate::tokens::verify(&ring, &crate::tokens::TokenIssuer::new("https://sts", 5), &parts.join("."), 0).is_err());
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! `ApiError`: the one table from failure to (HTTP status, OAuth `error` code).
+//! `ApiError`: the one table from failure to (HTTP status, OAuth `error` code,
+//! `Retry-After`), and the mapping of every domain error into it.
 //!
-//! Every error a caller can see leaves through here as RFC 6749 §5.2 JSON. Unexpected
-//! failures become an opaque 500 whose cause chain goes to the log only.
+//! Every error a caller can see leaves through here as RFC 6749 §5.2 JSON. The variant's
+//! `Display` is the `error_description`; unexpected failures become an opaque 500 and
+//! unreachable backends a 503, each with its cause chain in the log only.
 
 use std::borrow::Cow;
 
@@ -11,42 +13,79 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::exchange::ExchangeError;
+use crate::keys::KeyError;
+use crate::revocation::RevocationError;
+use crate::sessions::SessionError;
+
 type Text = Cow<'static, str>;
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// A part Tessera depends on that did not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Denylist,
+    Sessions,
+    Keystore,
+}
+
+impl Backend {
+    /// As named in the error description and the log.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Denylist => "the denylist",
+            Self::Sessions => "the session backend",
+            Self::Keystore => "the keystore",
+        }
+    }
+
+    /// Seconds a caller should wait before retrying.
+    fn retry_after(self) -> u64 {
+        match self {
+            Self::Denylist | Self::Sessions => 1,
+            Self::Keystore => 5,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("invalid_request: {0}")]
+    #[error("{0}")]
     InvalidRequest(Text),
-    #[error("request body too large")]
+    #[error("the request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
-    #[error("unsupported content type")]
+    #[error("use Content-Type application/json or application/x-www-form-urlencoded")]
     UnsupportedMediaType,
-    #[error("unsupported_grant_type")]
+    #[error("grant_type must be urn:ietf:params:oauth:grant-type:token-exchange")]
     UnsupportedGrantType,
-    #[error("invalid_grant: {0}")]
+    #[error("{0}")]
     InvalidGrant(Text),
-    #[error("unauthorized_client")]
+    #[error("{0}")]
     UnauthorizedClient(Text),
-    #[error("invalid_target")]
+    #[error("{0}")]
     InvalidTarget(Text),
-    #[error("invalid_scope")]
+    #[error("{0}")]
     InvalidScope(Text),
-    #[error("invalid_client")]
+    #[error("client authentication failed")]
     InvalidClient,
-    #[error("invalid admin token")]
+    #[error("a valid admin bearer token is required")]
     InvalidAdminToken,
-    #[error("slow_down")]
+    #[error("rate limit exceeded; retry after {retry_after} s")]
     SlowDown { retry_after: u64 },
-    #[error("temporarily_unavailable: {what}")]
-    TemporarilyUnavailable { what: Text, retry_after: u64 },
-    #[error("conflict: {0}")]
+    #[error("{} cannot be reached; retry later", .backend.describe())]
+    Unavailable {
+        backend: Backend,
+        #[source]
+        cause: Cause,
+    },
+    #[error("{0}")]
     Conflict(Text),
-    #[error("not found")]
+    #[error("no such endpoint")]
     NotFound,
-    #[error("method not allowed")]
+    #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
-    #[error("internal error: {0:#}")]
-    Internal(#[from] anyhow::Error),
+    #[error("internal error")]
+    Internal(#[source] Cause),
 }
 
 /// The error body of every endpoint (RFC 6749 §5.2).
@@ -60,82 +99,91 @@ pub struct ErrorBody {
     pub error_description: String,
 }
 
+/// One row of the table.
+struct Row {
+    status: StatusCode,
+    code: &'static str,
+    retry_after: Option<u64>,
+}
+
+const fn row(status: StatusCode, code: &'static str) -> Row {
+    Row {
+        status,
+        code,
+        retry_after: None,
+    }
+}
+
 impl ApiError {
-    /// The OAuth `error` code of this variant.
-    pub fn code(&self) -> &'static str {
+    /// The table. No wildcard arm: a new variant does not compile without its row.
+    fn row(&self) -> Row {
+        use StatusCode as S;
         match self {
-            Self::InvalidRequest(_) | Self::PayloadTooLarge { .. } | Self::UnsupportedMediaType => {
-                "invalid_request"
-            }
-            Self::UnsupportedGrantType => "unsupported_grant_type",
-            Self::InvalidGrant(_) => "invalid_grant",
-            Self::UnauthorizedClient(_) => "unauthorized_client",
-            Self::InvalidTarget(_) => "invalid_target",
-            Self::InvalidScope(_) => "invalid_scope",
-            Self::InvalidClient => "invalid_client",
-            Self::InvalidAdminToken => "invalid_token",
-            Self::SlowDown { .. } => "slow_down",
-            Self::TemporarilyUnavailable { .. } => "temporarily_unavailable",
-            Self::Conflict(_) => "conflict",
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::Internal(_) => "server_error",
+            Self::InvalidRequest(_) => row(S::BAD_REQUEST, "invalid_request"),
+            Self::PayloadTooLarge { .. } => row(S::PAYLOAD_TOO_LARGE, "invalid_request"),
+            Self::UnsupportedMediaType => row(S::UNSUPPORTED_MEDIA_TYPE, "invalid_request"),
+            Self::UnsupportedGrantType => row(S::BAD_REQUEST, "unsupported_grant_type"),
+            Self::InvalidGrant(_) => row(S::BAD_REQUEST, "invalid_grant"),
+            Self::UnauthorizedClient(_) => row(S::BAD_REQUEST, "unauthorized_client"),
+            Self::InvalidTarget(_) => row(S::BAD_REQUEST, "invalid_target"),
+            Self::InvalidScope(_) => row(S::BAD_REQUEST, "invalid_scope"),
+            Self::InvalidClient => row(S::UNAUTHORIZED, "invalid_client"),
+            Self::InvalidAdminToken => row(S::UNAUTHORIZED, "invalid_token"),
+            Self::SlowDown { retry_after } => Row {
+                retry_after: Some(*retry_after),
+                ..row(S::TOO_MANY_REQUESTS, "slow_down")
+            },
+            Self::Unavailable { backend, .. } => Row {
+                retry_after: Some(backend.retry_after()),
+                ..row(S::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+            },
+            Self::Conflict(_) => row(S::CONFLICT, "conflict"),
+            Self::NotFound => row(S::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => row(S::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::Internal(_) => row(S::INTERNAL_SERVER_ERROR, "server_error"),
         }
     }
 
-    fn description(&self) -> String {
-        match self {
-            Self::InvalidRequest(d)
-            | Self::InvalidGrant(d)
-            | Self::UnauthorizedClient(d)
-            | Self::InvalidTarget(d)
-            | Self::InvalidScope(d)
-            | Self::Conflict(d) => d.to_string(),
-            Self::PayloadTooLarge { limit } => {
-                format!("the request body exceeds the limit of {limit} bytes")
-            }
-            Self::UnsupportedMediaType => {
-                "use Content-Type application/json or application/x-www-form-urlencoded".into()
-            }
-            Self::UnsupportedGrantType => {
-                "grant_type must be urn:ietf:params:oauth:grant-type:token-exchange".into()
-            }
-            Self::InvalidClient => "client authentication failed".into(),
-            Self::InvalidAdminToken => "a valid admin bearer token is required".into(),
-            Self::SlowDown { retry_after } => {
-                format!("rate limit exceeded; retry after {retry_after} s")
-            }
-            Self::TemporarilyUnavailable { what, .. } => {
-                format!("{what} cannot be reached; retry later")
-            }
-            Self::NotFound => "no such endpoint".into(),
-            Self::MethodNotAllowed => "method not allowed on this endpoint".into(),
-            Self::Internal(_) => "internal error".into(),
+    /// The OAuth `error` code of this variant.
+    pub fn code(&self) -> &'static str {
+        self.row().code
+    }
+
+    /// `backend` did not answer, because of `cause`.
+    pub fn unavailable(backend: Backend, cause: impl Into<Cause>) -> Self {
+        Self::Unavailable {
+            backend,
+            cause: cause.into(),
         }
+    }
+
+    /// The caller's description of an error whose text is fixed by a domain error.
+    fn described(make: fn(Text) -> Self, e: &impl std::fmt::Display) -> Self {
+        make(e.to_string().into())
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::InvalidClient | Self::InvalidAdminToken => StatusCode::UNAUTHORIZED,
-            Self::SlowDown { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::TemporarilyUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        }
+        self.row().status
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Self::Internal(cause) = self {
-            tracing::error!(error = format!("{cause:#}"), "internal error");
+        match self {
+            Self::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error");
+            }
+            Self::Unavailable { backend, cause } => {
+                tracing::warn!(
+                    backend = backend.describe(),
+                    error = format!("{cause:#}"),
+                    "backend unavailable"
+                );
+            }
+            _ => {}
         }
-        let mut response = HttpResponse::build(self.status_code());
+        let row = self.row();
+        let mut response = HttpResponse::build(row.status);
         response
             .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
             .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")));
@@ -154,15 +202,65 @@ impl ResponseError for ApiError {
                     ),
                 ));
             }
-            Self::SlowDown { retry_after } | Self::TemporarilyUnavailable { retry_after, .. } => {
-                response.insert_header((header::RETRY_AFTER, *retry_after));
-            }
             _ => {}
         }
+        if let Some(seconds) = row.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds));
+        }
         response.json(ErrorBody {
-            error: self.code(),
-            error_description: self.description(),
+            error: row.code,
+            error_description: self.to_string(),
         })
+    }
+}
+
+impl From<ExchangeError> for ApiError {
+    fn from(e: ExchangeError) -> Self {
+        use ExchangeError as E;
+        match e {
+            E::InvalidRequest(text) => Self::InvalidRequest(text),
+            E::AnonymousNotAllowed => Self::described(Self::UnauthorizedClient, &e),
+            E::AudienceNotAllowed | E::NoAudience => Self::described(Self::InvalidTarget, &e),
+            E::ScopeNotAllowed => Self::described(Self::InvalidScope, &e),
+            E::SessionRevoked => Self::described(Self::InvalidGrant, &e),
+            E::Session(session) => session.into(),
+            E::Denylist(cause) => Self::unavailable(Backend::Denylist, cause),
+            E::Signing(cause) => Self::Internal(cause.into()),
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Rejected => Self::described(Self::InvalidGrant, &e),
+            SessionError::Unavailable(reason) => Self::unavailable(Backend::Sessions, reason),
+        }
+    }
+}
+
+impl From<RevocationError> for ApiError {
+    fn from(e: RevocationError) -> Self {
+        match e {
+            RevocationError::InvalidTarget(text) => Self::InvalidRequest(text),
+            RevocationError::Denylist(cause) => Self::unavailable(Backend::Denylist, cause),
+        }
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Rotate(_) => Self::described(Self::Conflict, &e),
+            KeyError::Database(_) => Self::unavailable(Backend::Keystore, e),
+            other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Internal(e.into())
     }
 }
 
@@ -188,10 +286,27 @@ mod tests {
 
     #[actix_web::test]
     async fn internal_errors_do_not_leak_their_cause() {
-        let resp = ApiError::Internal(anyhow::anyhow!("secret detail")).error_response();
+        let resp = ApiError::from(anyhow::anyhow!("secret detail")).error_response();
         assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let body = to_bytes(resp.into_body()).await.expect("body");
         assert!(!String::from_utf8_lossy(&body).contains("secret detail"));
+    }
+
+    #[actix_web::test]
+    async fn an_unavailable_backend_is_a_503_with_retry_after_and_no_cause() {
+        let resp =
+            ApiError::unavailable(Backend::Keystore, "db at 10.0.0.1 refused").error_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            resp.headers()
+                .get(header::RETRY_AFTER)
+                .map(|v| v.as_bytes()),
+            Some(&b"5"[..])
+        );
+        let body = to_bytes(resp.into_body()).await.expect("body");
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("the keystore cannot be reached"), "{text}");
+        assert!(!text.contains("10.0.0.1"), "{text}");
     }
 
     #[test]

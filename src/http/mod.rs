@@ -6,5 +6,7 @@ pub mod error;
 pub mod openapi;
 pub mod routes;
 pub mod server;
+pub mod state;
 
-pub use server::{AppState, Application};
+pub use server::Application;
+pub use state::AppState;

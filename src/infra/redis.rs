@@ -77,7 +77,7 @@ enum Source {
 type Slot = Arc<tokio::sync::OnceCell<Conn>>;
 
 thread_local! {
-    /// One multiplexed connection per (client, thread): every actix worker talks to Redis
+    /// One multiplexed connection per (client, thread): every server worker talks to Redis
     /// over its own connection, whose driver runs on that worker's runtime, so a command
     /// costs no cross-thread wake-up. A server has as many connections as workers.
     static CONNECTIONS: RefCell<HashMap<u64, Slot>> = RefCell::new(HashMap::new());

@@ -1,5 +1,5 @@
-//! The keyring: key records, their derived lifecycle states, and the immutable snapshot
-//! the server reads (active signer, serialized JWKS, ETag).
+//! The keyring: the immutable snapshot the server reads (active signer, serialized JWKS,
+//! ETag), built from parsed keys and their lifecycle states.
 //!
 //! Invariant: a [`Keyring`] has exactly one active key and its JWKS body is the
 //! serialization of exactly the keys published at the instant it was built.
@@ -9,44 +9,29 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use utoipa::ToSchema;
 
 use super::jwk::{Jwk, JwkSet};
 use super::policy::{self, KeyView, Policy};
+use super::record::{KeyRecord, KeyState};
 use super::signer::Signer;
 use crate::infra::clock::UnixTime;
 
-/// `pending` (published, not signing) → `active` (the one signer) → `retired` (published
-/// until its last token has expired) → removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyState {
-    Pending,
-    Active,
-    Retired,
-}
-
-/// What the keystore persists about a key besides its private half. The state is derived
-/// from these timestamps and the clock (see [`policy::view`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyRecord {
-    pub kid: String,
-    pub created_at: UnixTime,
-    /// From when it signs.
-    pub activates_at: UnixTime,
-    /// When it stops signing, if decided.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retires_at: Option<UnixTime>,
-}
-
-/// A key parsed once for serving: its record, public JWK and signer.
-#[derive(Debug)]
+/// A key parsed once for serving: its record, public JWK, signer and verifying key.
 pub struct LoadedKey {
     pub record: KeyRecord,
     pub jwk: Jwk,
     pub signer: Arc<Signer>,
+    /// The public key as `jsonwebtoken` verifies with it (built once, from `jwk`).
+    pub decoding: Arc<jsonwebtoken::DecodingKey>,
+}
+
+impl std::fmt::Debug for LoadedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedKey")
+            .field("record", &self.record)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A published key and its state when the snapshot was built.

@@ -9,6 +9,7 @@ pub mod jwk;
 pub mod kek;
 pub mod keyring;
 pub mod policy;
+pub mod record;
 pub mod signer;
 pub mod store;
 
@@ -21,8 +22,9 @@ use rsa::pkcs8::DecodePrivateKey;
 use crate::config::{KeyStoreKind, Settings};
 use crate::infra::clock::{Clock, UnixTime};
 use kek::{KekError, KekRing};
-use keyring::{KeyRecord, Keyring, KeyringError, LoadedKey};
+use keyring::{Keyring, KeyringError, LoadedKey};
 use policy::{KeyView, Policy, RetireError, RotateError};
+use record::KeyRecord;
 use store::file::{FileKeyStore, FileStoreError};
 use store::pg::PgKeyStore;
 use store::{Applied, KeyStore, StoredKey};
@@ -225,6 +227,22 @@ impl KeyService {
     pub fn store_name(&self) -> &'static str {
         self.store.name()
     }
+
+    /// Every `every`: notice rotations made by other replicas or the CLI, apply scheduled
+    /// rotation and retirement, and switch keys at their activation time.
+    pub fn spawn_maintenance(self: Arc<Self>, every: std::time::Duration) {
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval.tick().await;
+            loop {
+                interval.tick().await;
+                if let Err(e) = self.tick().await {
+                    tracing::warn!(error = %e, "keyring maintenance failed; serving the last good keyring");
+                }
+            }
+        });
+    }
 }
 
 /// A keyring of one PKCS#8 PEM key, active since the epoch: for tests and benchmarks.
@@ -289,6 +307,7 @@ fn parse_new(
                         record: s.record,
                         jwk: k.jwk.clone(),
                         signer: k.signer.clone(),
+                        decoding: k.decoding.clone(),
                     })
                 });
             }
@@ -314,9 +333,12 @@ fn parse(stored: StoredKey, typ: &str) -> Result<LoadedKey, KeyError> {
     }
     let signer = signer::Signer::from_pkcs8_der(&kid, &stored.pkcs8_der, typ)
         .map_err(|e| unusable(e.to_string()))?;
+    let decoding = jsonwebtoken::DecodingKey::from_rsa_components(&jwk.n, &jwk.e)
+        .map_err(|e| unusable(e.to_string()))?;
     Ok(LoadedKey {
         record: stored.record,
         jwk,
         signer: Arc::new(signer),
+        decoding: Arc::new(decoding),
     })
 }

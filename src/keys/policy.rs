@@ -10,7 +10,7 @@
 
 use crate::infra::clock::UnixTime;
 
-use super::keyring::{KeyRecord, KeyState};
+use super::record::{KeyRecord, KeyState};
 
 /// The JWKS never holds more keys than this.
 pub const MAX_PUBLISHED: usize = 5;

@@ -4,9 +4,7 @@
 //! signature plus base64 of the claims. The JOSE header is encoded once per key.
 
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{
-    KeyPair as _, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair, UnparsedPublicKey,
-};
+use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -76,15 +74,5 @@ impl Signer {
         jwt.push('.');
         URL_SAFE_NO_PAD.encode_string(signature, &mut jwt);
         Ok(jwt)
-    }
-
-    /// Checks an RS256 signature made by this key over `signing_input`.
-    pub fn verify(&self, signing_input: &[u8], signature: &[u8]) -> bool {
-        UnparsedPublicKey::new(
-            &RSA_PKCS1_2048_8192_SHA256,
-            self.key_pair.public_key().as_ref(),
-        )
-        .verify(signing_input, signature)
-        .is_ok()
     }
 }

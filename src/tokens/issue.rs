@@ -48,6 +48,16 @@ impl TokenIssuer {
         }
     }
 
+    /// The `iss` claim.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The real issuance time of a token whose `iat` is `iat` (undoing the backdating).
+    pub fn issued_at(&self, iat: UnixTime) -> UnixTime {
+        iat + self.clock_skew_seconds
+    }
+
     pub fn issue(
         &self,
         keyring: &Keyring,

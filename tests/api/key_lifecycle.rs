@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tessera::config::{KeyStoreKind, Settings};
 use tessera::infra::clock::{Clock, ManualClock};
 use tessera::keys::KeyService;
-use tessera::keys::keyring::KeyState;
+use tessera::keys::record::KeyState;
 
 use crate::helpers::*;
 use crate::redis_support::unique_prefix;

@@ -10,14 +10,13 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
-use super::{denylist_unavailable, describe_parse_error, read_body};
-use crate::denylist::{Target, revoke_and_audit};
+use super::{describe_parse_error, read_body};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::infra::clock::rfc3339;
-use crate::keys::KeyError;
-use crate::keys::keyring::KeyState;
 use crate::keys::policy::KeyView;
+use crate::keys::record::KeyState;
+use crate::revocation::Target;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource("/admin/revocations").route(web::post().to(create_revocation)))
@@ -57,20 +56,6 @@ impl From<&KeyView> for KeyInfo {
 pub struct RotateRequest {
     #[serde(default)]
     pub now: bool,
-}
-
-fn key_error(e: KeyError) -> ApiError {
-    match e {
-        KeyError::Rotate(e) => ApiError::Conflict(e.to_string().into()),
-        KeyError::Database(reason) => {
-            tracing::warn!(%reason, "keystore unavailable");
-            ApiError::TemporarilyUnavailable {
-                what: "the keystore".into(),
-                retry_after: 5,
-            }
-        }
-        other => ApiError::Internal(other.into()),
-    }
 }
 
 /// Every key in the keystore with its lifecycle state.
@@ -115,11 +100,7 @@ pub async fn rotate_keys(
         serde_json::from_slice(&body)
             .map_err(|e| describe_parse_error(super::BodyEncoding::Json, &e))?
     };
-    let key = state
-        .keys
-        .rotate(request.now, "admin")
-        .await
-        .map_err(key_error)?;
+    let key = state.keys.rotate(request.now, "admin").await?;
     Ok(HttpResponse::Ok().json(KeyInfo::from(&key)))
 }
 
@@ -229,39 +210,16 @@ pub async fn create_revocation(
             ));
         }
     };
-    check_target(&target)?;
     if request.reason.as_ref().is_some_and(|r| r.len() > 512) {
         return Err(ApiError::InvalidRequest("reason exceeds 512 bytes".into()));
     }
-    let now = state.clock.now();
-    let revocation = target.to_revocation(&state.sessions, &state.settings, now);
-    let expires_in = revoke_and_audit(
-        &state.denylist,
-        &revocation,
-        now,
-        request.reason.as_deref(),
-        "admin",
-    )
-    .await
-    .map_err(denylist_unavailable)?;
+    let revoked = state
+        .revocations
+        .revoke(&target, request.reason.as_deref(), "admin")
+        .await?;
     Ok(HttpResponse::Ok().json(RevocationResult {
-        kind: revocation.kind(),
-        id: revocation.id().to_owned(),
-        expires_in,
+        kind: revoked.kind,
+        id: revoked.id,
+        expires_in: revoked.expires_in,
     }))
-}
-
-/// Ids are non-empty and bounded (a session token up to 4 KiB, others 1 KiB).
-pub fn check_target(target: &Target) -> Result<(), ApiError> {
-    let (name, value, max) = match target {
-        Target::Jti(v) => ("jti", v, 1024),
-        Target::Session(v) => ("session", v, 4096),
-        Target::Subject(v) => ("subject", v, 1024),
-    };
-    if value.is_empty() || value.len() > max {
-        return Err(ApiError::InvalidRequest(
-            format!("{name} must be 1 to {max} bytes").into(),
-        ));
-    }
-    Ok(())
 }

@@ -1,10 +1,9 @@
-//! `POST /exchange` and `POST /oauth2/token`: RFC 8693 token exchange.
+//! `POST /exchange` and `POST /oauth2/token`: RFC 8693 token exchange over HTTP.
 //!
-//! The straight line: read body → authenticate client → check grant, token type, audience,
-//! scope → resolve session → sign. Every refusal is an [`ApiError`]; nothing a caller
-//! sends can make this a 500.
-
-use std::sync::Arc;
+//! Parse (JSON or the RFC 8693 form) → authenticate the client → [`Exchanger::exchange`]
+//! → render. Every refusal is an [`ApiError`]; nothing a caller sends can make this a 500.
+//!
+//! [`Exchanger::exchange`]: crate::exchange::Exchanger::exchange
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -12,19 +11,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::discovery::TOKEN_EXCHANGE_GRANT;
-use super::{
-    BodyEncoding, authenticate_client, denylist_unavailable, describe_parse_error, read_body,
-};
-use crate::clients::Client;
-use crate::denylist::Denylist as _;
+use super::{BodyEncoding, authenticate_client, describe_parse_error, read_body};
+use crate::exchange::ExchangeRequest;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorBody};
-use crate::sessions::{Principal, SessionError, SubjectTokenType};
-use crate::tokens::{RequestContext, TokenRequest};
+use crate::tokens::RequestContext;
 
 pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
-const MAX_PATH_BYTES: usize = 2048;
-const MAX_METHOD_BYTES: usize = 32;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource("/exchange").route(web::post().to(exchange_token)))
@@ -246,223 +239,37 @@ async fn exchange(
     let span = tracing::Span::current();
     span.record("client_id", client.id.as_str());
     *client_id = Some(client.id.clone());
-
-    let audience = choose_audience(client, params.audience.as_deref())?;
-    let scope = grant_scope(client, params.scope.as_deref())?;
-    let ctx = check_context(params.request.as_ref())?;
-    let token_type = match params.subject_token_type.as_deref() {
-        None => SubjectTokenType::Session,
-        Some(uri) => SubjectTokenType::parse(uri).ok_or_else(|| {
-            ApiError::InvalidRequest(
-                "subject_token_type must be urn:tessera:params:token-type:session or urn:ietf:params:oauth:token-type:access_token".into(),
-            )
-        })?,
-    };
-
-    let now = state.clock.now();
-    let principal = match params.subject_token.as_deref() {
-        None if client.allow_anonymous => None,
-        None => {
-            return Err(ApiError::UnauthorizedClient(
-                "this client may not make anonymous exchanges; send a subject_token".into(),
-            ));
-        }
-        Some("") => return Err(ApiError::InvalidRequest("subject_token is empty".into())),
-        Some(token) => Some(resolve_session(state, token, token_type, now).await?),
-    };
-    let (sub, roles, extra, sid) = match &principal {
-        Some(p) => (
-            p.sub.as_str(),
-            &p.roles[..],
-            &p.claims,
-            Some(p.sid.as_str()),
-        ),
-        None => (
-            "anonymous",
-            &state.settings.token.anonymous_roles[..],
-            &state.no_claims,
-            None,
-        ),
-    };
-    span.record("sub", sub);
-    let keyring = state.keys.current();
     let issued = state
-        .issuer
-        .issue(
-            &keyring,
-            &TokenRequest {
-                sub,
-                roles,
-                extra,
-                sid,
-                client_id: &client.id,
-                audience,
-                scope: scope.as_deref(),
-                ctx,
-                ttl_seconds: client.ttl_seconds,
+        .exchanger
+        .exchange(
+            client,
+            ExchangeRequest {
+                subject_token: params.subject_token.as_deref(),
+                subject_token_type: params.subject_token_type.as_deref(),
+                audience: params.audience.as_deref(),
+                scope: params.scope.as_deref(),
+                context: params.request.as_ref(),
             },
-            now,
         )
-        .map_err(|e| ApiError::Internal(e.into()))?;
+        .await?;
+    span.record("sub", issued.sub.as_str());
     span.record("jti", issued.jti.as_str());
-    tracing::debug!(kid = keyring.active().kid(), "token issued");
-
+    tracing::debug!(kid = issued.kid, "token issued");
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")))
         .json(ExchangeResponse {
-            access_token: issued.jwt,
+            access_token: issued.access_token,
             issued_token_type: JWT_TOKEN_TYPE,
             token_type: "Bearer",
             expires_in: issued.expires_in,
-            scope,
+            scope: issued.scope,
         }))
-}
-
-/// The session's user, unless the session is revoked (denylist first: a revoked session
-/// never reaches the backend) or unknown.
-async fn resolve_session(
-    state: &AppState,
-    token: &str,
-    token_type: SubjectTokenType,
-    now: crate::infra::clock::UnixTime,
-) -> Result<Arc<Principal>, ApiError> {
-    if !state.sessions.supports(token_type) {
-        return Err(ApiError::InvalidRequest(
-            format!(
-                "the {} session backend does not accept this subject_token_type",
-                state.sessions.name()
-            )
-            .into(),
-        ));
-    }
-    let sid = state.sessions.sid_of(token);
-    if crate::infra::metrics::time_backend("denylist", state.denylist.is_session_revoked(&sid, now))
-        .await
-        .map_err(denylist_unavailable)?
-    {
-        return Err(ApiError::InvalidGrant(
-            "the session has been revoked".into(),
-        ));
-    }
-    let started = std::time::Instant::now();
-    let resolved = state.sessions.resolve(token, now).await;
-    // A refusal is an answer, not a backend error.
-    let failed = matches!(resolved, Err(SessionError::Unavailable(_)));
-    crate::infra::metrics::record_backend(state.sessions.name(), started, failed);
-    resolved.map_err(|e| match e {
-        SessionError::Rejected => ApiError::InvalidGrant(e.to_string().into()),
-        SessionError::Unavailable(reason) => {
-            tracing::warn!(backend = state.sessions.name(), %reason, "session backend unavailable");
-            ApiError::TemporarilyUnavailable {
-                what: "the session backend".into(),
-                retry_after: 1,
-            }
-        }
-    })
-}
-
-fn choose_audience<'c>(client: &'c Client, asked: Option<&str>) -> Result<&'c str, ApiError> {
-    match asked {
-        Some(aud) => client
-            .allowed_audiences
-            .iter()
-            .find(|a| a.as_str() == aud)
-            .map(String::as_str)
-            .ok_or_else(|| {
-                ApiError::InvalidTarget("this client may not ask for that audience".into())
-            }),
-        None => client.default_audience.as_deref().ok_or_else(|| {
-            ApiError::InvalidTarget(
-                "no audience given and the client has no default_audience".into(),
-            )
-        }),
-    }
-}
-
-/// The granted scope: the requested scope tokens, deduplicated, each allowed to the client.
-fn grant_scope(client: &Client, asked: Option<&str>) -> Result<Option<String>, ApiError> {
-    let Some(asked) = asked else { return Ok(None) };
-    let mut granted: Vec<&str> = Vec::new();
-    for token in asked.split(' ').filter(|t| !t.is_empty()) {
-        if !crate::config::is_scope_token(token) || !client.scopes.iter().any(|s| s == token) {
-            return Err(ApiError::InvalidScope(
-                "the requested scope exceeds what this client may ask for".into(),
-            ));
-        }
-        if !granted.contains(&token) {
-            granted.push(token);
-        }
-    }
-    Ok((!granted.is_empty()).then(|| granted.join(" ")))
-}
-
-fn check_context(ctx: Option<&RequestContext>) -> Result<Option<&RequestContext>, ApiError> {
-    if let Some(c) = ctx {
-        if c.path.len() > MAX_PATH_BYTES {
-            return Err(ApiError::InvalidRequest(
-                "request.path exceeds 2048 bytes".into(),
-            ));
-        }
-        let token_char = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-        if c.method.is_empty()
-            || c.method.len() > MAX_METHOD_BYTES
-            || !c.method.bytes().all(token_char)
-        {
-            return Err(ApiError::InvalidRequest(
-                "request.method is not an HTTP method".into(),
-            ));
-        }
-    }
-    Ok(ctx)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn client(scopes: &[&str]) -> Client {
-        let settings = crate::config::Settings::default();
-        let c = crate::config::ClientSettings {
-            id: "gw".into(),
-            secret_sha256: "0".repeat(64),
-            allowed_audiences: vec!["a".into(), "b".into()],
-            default_audience: Some("a".into()),
-            allow_anonymous: true,
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            max_ttl_seconds: 0,
-            rate_limit_per_second: 0,
-            rate_limit_burst: 0,
-        };
-        Client::from_settings(&c, &settings)
-    }
-
-    #[test]
-    fn scope_is_deduplicated_and_checked() {
-        let c = client(&["read", "write"]);
-        assert_eq!(
-            grant_scope(&c, Some("read read  write"))
-                .expect("ok")
-                .as_deref(),
-            Some("read write")
-        );
-        assert_eq!(grant_scope(&c, Some("")).expect("ok"), None);
-        assert!(matches!(
-            grant_scope(&c, Some("admin")),
-            Err(ApiError::InvalidScope(_))
-        ));
-    }
-
-    #[test]
-    fn audience_defaults_and_is_checked() {
-        let c = client(&[]);
-        assert_eq!(choose_audience(&c, None).expect("default"), "a");
-        assert_eq!(choose_audience(&c, Some("b")).expect("allowed"), "b");
-        assert!(matches!(
-            choose_audience(&c, Some("c")),
-            Err(ApiError::InvalidTarget(_))
-        ));
-    }
 
     #[test]
     fn form_needs_the_token_exchange_grant() {
@@ -491,24 +298,5 @@ mod tests {
             let err = ExchangeParams::parse(BodyEncoding::Json, body).expect_err("invalid");
             assert!(matches!(err, ApiError::InvalidRequest(_)), "{body:?}");
         }
-    }
-
-    #[test]
-    fn request_context_is_bounded() {
-        let long = RequestContext {
-            method: "GET".into(),
-            path: "/".repeat(2049),
-        };
-        assert!(check_context(Some(&long)).is_err());
-        let bad = RequestContext {
-            method: "G T".into(),
-            path: "/".into(),
-        };
-        assert!(check_context(Some(&bad)).is_err());
-        let ok = RequestContext {
-            method: "GET".into(),
-            path: "/p?q=1".into(),
-        };
-        assert!(check_context(Some(&ok)).is_ok());
     }
 }

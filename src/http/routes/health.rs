@@ -43,43 +43,11 @@ pub async fn get_health() -> HttpResponse {
     responses((status = 200, description = "Ready to issue tokens", body = Readiness),
               (status = 503, description = "A part is not ready; `checks` names it", body = Readiness)))]
 pub async fn get_readiness(state: web::Data<AppState>) -> HttpResponse {
-    let mut checks = BTreeMap::new();
-    let keys_ok = state
-        .keys
-        .current()
-        .keys()
-        .iter()
-        .any(|k| k.view.state == crate::keys::keyring::KeyState::Active);
-    checks.insert(
-        "keys",
-        if keys_ok {
-            "ok".into()
-        } else {
-            "error: no active key".into()
-        },
-    );
-    if let Some(result) = state.denylist.check().await {
-        checks.insert(
-            "denylist",
-            result.map_or_else(|e| format!("error: {}", e.reason), |()| "ok".into()),
-        );
-    }
-    if let Some(result) = state.sessions.check().await {
-        checks.insert(
-            "sessions",
-            result.map_or_else(|reason| format!("error: {reason}"), |()| "ok".into()),
-        );
-    }
-    if state
-        .shutting_down
-        .load(std::sync::atomic::Ordering::SeqCst)
-    {
-        checks.insert("shutdown", "error: shutting down".into());
-    }
-    let ready = checks.values().all(|v| v == "ok");
+    let report = state.readiness.check().await;
+    let ready = report.ready();
     let body = Readiness {
         status: if ready { "ready" } else { "unavailable" },
-        checks,
+        checks: report.checks,
     };
     if ready {
         HttpResponse::Ok().json(body)

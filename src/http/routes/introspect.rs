@@ -4,8 +4,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value};
 
-use super::{TokenForm, denylist_unavailable, read_token_form};
-use crate::denylist::{Denylist as _, TokenFacts};
+use super::{TokenForm, read_token_form};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorBody};
 
@@ -60,37 +59,13 @@ pub async fn introspect_token(
 ) -> Result<HttpResponse, ApiError> {
     let (client, token) = read_token_form(&req, payload, &state).await?;
     tracing::Span::current().record("client_id", client.id.as_str());
-    let now = state.clock.now();
-    let verified =
-        crate::tokens::verify(&state.keys.current(), &state.settings.issuer, &token, now);
-    let body = match verified {
-        Err(e) => {
-            tracing::debug!(reason = %e, "inactive token");
-            Introspection::inactive()
-        }
-        Ok(t) => {
-            let facts = TokenFacts {
-                jti: &t.jti,
-                sid: t.sid.as_deref(),
-                sub: &t.sub,
-                issued_at: t.iat + state.settings.token.clock_skew_seconds as i64,
-            };
-            let revoked = crate::infra::metrics::time_backend(
-                "denylist",
-                state.denylist.is_token_revoked(facts, now),
-            )
-            .await
-            .map_err(denylist_unavailable)?;
-            if revoked {
-                Introspection::inactive()
-            } else {
-                Introspection {
-                    active: true,
-                    token_type: Some("Bearer"),
-                    claims: t.claims,
-                }
-            }
-        }
+    let body = match state.introspection.introspect(&token).await? {
+        None => Introspection::inactive(),
+        Some(t) => Introspection {
+            active: true,
+            token_type: Some("Bearer"),
+            claims: t.claims,
+        },
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))

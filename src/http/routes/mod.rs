@@ -16,7 +16,6 @@ use futures_util::StreamExt as _;
 use crate::clients::{Client, PresentedCredentials};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::infra::redis::RedisUnavailable;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     exchange::configure(cfg);
@@ -132,15 +131,6 @@ pub(crate) fn authenticate_client<'s>(
 fn slow_down(limit: &'static str, retry_after: u64) -> ApiError {
     ::metrics::counter!(crate::infra::metrics::RATE_LIMITED, "limit" => limit).increment(1);
     ApiError::SlowDown { retry_after }
-}
-
-/// The denylist could not answer: fail closed with `503` and `Retry-After`.
-pub(crate) fn denylist_unavailable(e: RedisUnavailable) -> ApiError {
-    tracing::warn!(error = %e, "denylist unavailable");
-    ApiError::TemporarilyUnavailable {
-        what: "the denylist".into(),
-        retry_after: 1,
-    }
 }
 
 /// The RFC 7009 / RFC 7662 request body: `token=…` (+ `token_type_hint`, credentials).

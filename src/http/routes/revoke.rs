@@ -6,8 +6,7 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::{TokenForm, denylist_unavailable, read_token_form};
-use crate::denylist::{Revocation, revoke_and_audit};
+use super::{TokenForm, read_token_form};
 use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorBody};
 
@@ -36,28 +35,7 @@ pub async fn revoke_token(
 ) -> Result<HttpResponse, ApiError> {
     let (client, token) = read_token_form(&req, payload, &state).await?;
     tracing::Span::current().record("client_id", client.id.as_str());
-    let now = state.clock.now();
-    let verified =
-        crate::tokens::verify(&state.keys.current(), &state.settings.issuer, &token, now);
-    match verified {
-        Ok(t) if t.client_id == client.id => {
-            let revocation = Revocation::Jti {
-                jti: t.jti,
-                expires_at: t.exp,
-            };
-            revoke_and_audit(
-                &state.denylist,
-                &revocation,
-                now,
-                Some("rfc7009"),
-                &client.id,
-            )
-            .await
-            .map_err(denylist_unavailable)?;
-        }
-        Ok(_) => tracing::info!("revocation of another client's token ignored"),
-        Err(e) => tracing::debug!(reason = %e, "revocation of an invalid token ignored"),
-    }
+    state.introspection.revoke_own(&client.id, &token).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .finish())

@@ -24,8 +24,8 @@ use super::{Applied, Plan, StoredKey, generate};
 use crate::infra::clock::UnixTime;
 use crate::keys::KeyError;
 use crate::keys::kek::{KekRing, Sealed};
-use crate::keys::keyring::KeyRecord;
 use crate::keys::policy::Change;
+use crate::keys::record::KeyRecord;
 
 const KEYRING_FILE: &str = "keyring.json";
 const LOCK_FILE: &str = ".lock";

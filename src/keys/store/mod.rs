@@ -11,8 +11,8 @@ use zeroize::Zeroizing;
 
 use super::KeyError;
 use super::jwk::Jwk;
-use super::keyring::KeyRecord;
 use super::policy::Change;
+use super::record::KeyRecord;
 use crate::infra::clock::UnixTime;
 use file::FileKeyStore;
 use pg::PgKeyStore;

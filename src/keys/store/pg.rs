@@ -15,8 +15,8 @@ use super::{Applied, Plan, StoredKey, generate};
 use crate::infra::clock::UnixTime;
 use crate::keys::KeyError;
 use crate::keys::kek::{KekRing, Sealed};
-use crate::keys::keyring::KeyRecord;
 use crate::keys::policy::Change;
+use crate::keys::record::KeyRecord;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

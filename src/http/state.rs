@@ -1,0 +1,102 @@
+//! `AppState`: the domain services and the few pre-rendered answers the handlers share,
+//! built once at start-up. No globals.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use actix_web::http::header::HeaderValue;
+use bytes::Bytes;
+
+use crate::clients::ClientRegistry;
+use crate::clients::limits::{FailureLimiter, Rate};
+use crate::config::Settings;
+use crate::denylist::DenylistStore;
+use crate::exchange::Exchanger;
+use crate::infra::clock::Clock;
+use crate::keys::KeyService;
+use crate::readiness::Readiness;
+use crate::revocation::{Introspection, Revocations};
+use crate::sessions::SessionBackend;
+use crate::tokens::TokenIssuer;
+
+/// Everything the handlers share.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub keys: Arc<KeyService>,
+    pub clients: ClientRegistry,
+    pub exchanger: Exchanger,
+    pub revocations: Arc<Revocations>,
+    pub introspection: Introspection,
+    pub readiness: Readiness,
+    /// Discovery document, serialized once.
+    pub discovery_json: Bytes,
+    /// OpenAPI document, serialized once.
+    pub openapi_json: Bytes,
+    /// `public, max-age=<jwks.max_age_seconds>`.
+    pub jwks_cache_control: HeaderValue,
+    /// SHA-256 of the admin token; `None`: the admin API is disabled.
+    pub admin_token_sha256: Option<[u8; 32]>,
+    /// Authentication failures per source address; `None` = unlimited.
+    pub auth_failures: Option<FailureLimiter>,
+    /// Renders `/metrics`.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AppState {
+    pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let settings = settings.normalized();
+        let keys = Arc::new(KeyService::open(&settings, clock.clone()).await?);
+        let sessions = Arc::new(SessionBackend::from_settings(&settings)?);
+        let denylist = Arc::new(DenylistStore::from_settings(&settings)?);
+        let issuer = TokenIssuer::new(&settings.issuer, settings.token.clock_skew_seconds);
+        let revocations = Arc::new(Revocations::new(
+            denylist.clone(),
+            sessions.clone(),
+            clock.clone(),
+            settings.token.max_ttl_seconds,
+        ));
+        let metadata = super::routes::discovery::Metadata::for_issuer(&settings.issuer);
+        let cache_control = format!("public, max-age={}", settings.jwks.max_age_seconds);
+        Ok(Self {
+            clients: ClientRegistry::from_settings(&settings),
+            exchanger: Exchanger::new(
+                sessions.clone(),
+                denylist.clone(),
+                keys.clone(),
+                issuer.clone(),
+                clock.clone(),
+                settings.token.anonymous_roles.clone(),
+            ),
+            introspection: Introspection::new(
+                keys.clone(),
+                issuer,
+                denylist.clone(),
+                revocations.clone(),
+                clock.clone(),
+            ),
+            readiness: Readiness::new(
+                keys.clone(),
+                denylist,
+                sessions,
+                Arc::new(AtomicBool::new(false)),
+            ),
+            revocations,
+            discovery_json: Bytes::from(serde_json::to_vec(&metadata)?),
+            openapi_json: Bytes::from(super::openapi::document()),
+            jwks_cache_control: HeaderValue::from_str(&cache_control)?,
+            metrics: crate::infra::metrics::handle(),
+            auth_failures: Rate::new(
+                settings.server.auth_failures_per_second,
+                settings.server.auth_failures_burst,
+            )
+            .map(FailureLimiter::new),
+            admin_token_sha256: hex::decode(&settings.admin.token_sha256)
+                .ok()
+                .and_then(|h| h.try_into().ok()),
+            settings: Arc::new(settings),
+            keys,
+            clock,
+        })
+    }
+}
