@@ -113,6 +113,7 @@ impl Application {
         let server_settings = settings.server.clone();
         let state = web::Data::new(AppState::build(settings, clock).await?);
         let shutting_down = state.shutting_down.clone();
+        crate::metrics::register_backends(state.sessions.name());
         spawn_key_maintenance(state.keys.clone(), reload_every);
         if state.clients.is_empty() {
             tracing::warn!(
@@ -174,13 +175,16 @@ impl Application {
 /// Every `keys.reload_interval_seconds`: notice rotations made by other replicas or the
 /// CLI, apply scheduled rotation and retirement, and switch keys at their activation time.
 fn spawn_key_maintenance(keys: Arc<KeyService>, every: Duration) {
+    crate::metrics::record_key_policy(keys.policy());
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(every);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         interval.tick().await;
         loop {
             interval.tick().await;
-            if let Err(e) = keys.tick().await {
+            let result = keys.tick().await;
+            crate::metrics::record_keystore(result.is_ok());
+            if let Err(e) = result {
                 tracing::warn!(error = %e, "keyring maintenance failed; serving the last good keyring");
             }
         }
