@@ -60,6 +60,13 @@ fn observed(s: &mut Settings, redis_url: String) {
     s.clients[1].rate_limit_burst = 1;
 }
 
+/// `POST /exchange` as `client`; the status.
+async fn exchange_as(app: &TestApp, client: &str, secret: &str, body: Value) -> u16 {
+    let request = app.http.post(app.url("/exchange"));
+    let response = request.basic_auth(client, Some(secret)).json(&body).send();
+    response.await.expect("exchange").status().as_u16()
+}
+
 /// A little of everything the dashboard shows. With `redis_up`, sessions are exchanged
 /// and revoked; without, session exchanges answer 503 (the denylist fails closed).
 async fn drive_load(app: &TestApp, redis_up: bool) {
@@ -75,26 +82,13 @@ async fn drive_load(app: &TestApp, redis_up: bool) {
         .exchange_json(json!({"subject_token": "no-such-session"}))
         .await;
     assert_eq!(unknown.status(), if redis_up { 400 } else { 503 });
-    let wrong_secret = app
-        .http
-        .post(app.url("/exchange"))
-        .basic_auth(CLIENT_ID, Some("wrong"))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("exchange");
-    assert_eq!(wrong_secret.status(), 401);
+    let wrong_secret = exchange_as(app, CLIENT_ID, "wrong", json!({})).await;
+    assert_eq!(wrong_secret, 401);
     let mut limited = 0;
     for _ in 0..3 {
-        let response = app
-            .http
-            .post(app.url("/exchange"))
-            .basic_auth(STRICT_CLIENT_ID, Some(STRICT_CLIENT_SECRET))
-            .json(&json!({"subject_token": USER_SESSION, "audience": "product-inventory"}))
-            .send()
-            .await
-            .expect("exchange");
-        limited += usize::from(response.status() == 429);
+        let body = json!({"subject_token": USER_SESSION, "audience": "product-inventory"});
+        let status = exchange_as(app, STRICT_CLIENT_ID, STRICT_CLIENT_SECRET, body).await;
+        limited += usize::from(status == 429);
     }
     assert!(
         limited > 0,
