@@ -121,6 +121,11 @@ impl Exchanger {
         }
     }
 
+    /// `static`, `redis` or `http`: the label of the session backend's metrics.
+    pub fn session_backend_name(&self) -> &'static str {
+        self.sessions.name()
+    }
+
     /// Exchanges for `client` (already authenticated): the whole hot path.
     pub async fn exchange(
         &self,

@@ -43,6 +43,7 @@ impl Application {
         let server_settings = settings.server.clone();
         let reload_every = Duration::from_secs(settings.keys.reload_interval_seconds);
         let state = web::Data::new(AppState::build(settings, clock).await?);
+        crate::infra::metrics::register_backends(state.exchanger.session_backend_name());
         state.keys.clone().spawn_maintenance(reload_every);
         if state.clients.is_empty() {
             tracing::warn!(

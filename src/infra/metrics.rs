@@ -15,6 +15,10 @@ pub const BACKEND_ERRORS: &str = "tessera_backend_errors_total";
 pub const BACKEND_DURATION: &str = "tessera_backend_duration_seconds";
 pub const REVOCATIONS: &str = "tessera_revocations_total";
 pub const RATE_LIMITED: &str = "tessera_rate_limited_total";
+pub const KEYS: &str = "tessera_keys";
+pub const KEYSTORE_UP: &str = "tessera_keystore_up";
+pub const KEY_ROTATION_INTERVAL: &str = "tessera_key_rotation_interval_seconds";
+pub const KEY_PUBLISH_LEAD: &str = "tessera_key_publish_lead_seconds";
 
 /// Latency buckets from 100 µs to 5 s.
 const BUCKETS: &[f64] = &[
@@ -84,6 +88,66 @@ fn describe() {
     );
     metrics::describe_counter!(REVOCATIONS, "Revocations by kind");
     metrics::describe_counter!(RATE_LIMITED, "Requests refused by a rate limit, by limit");
+    metrics::describe_gauge!(
+        KEYS,
+        "Published signing keys by state (pending, active, retired); active is 1 when healthy"
+    );
+    metrics::describe_gauge!(
+        KEYSTORE_UP,
+        "1 when the last keyring maintenance round (keystore read, scheduled rotation) succeeded, else 0"
+    );
+    metrics::describe_gauge!(
+        KEY_ROTATION_INTERVAL,
+        metrics::Unit::Seconds,
+        "keys.rotation_interval_seconds (0 = rotation only by hand)"
+    );
+    metrics::describe_gauge!(
+        KEY_PUBLISH_LEAD,
+        metrics::Unit::Seconds,
+        "keys.publish_lead_seconds"
+    );
+}
+
+/// Publishes the rotation policy, and the keystore as reachable (it was just opened):
+/// called once when the key maintenance starts, so these series exist from start-up.
+pub fn record_key_policy(policy: &crate::keys::policy::Policy) {
+    metrics::gauge!(KEY_ROTATION_INTERVAL).set(policy.rotation_interval as f64);
+    metrics::gauge!(KEY_PUBLISH_LEAD).set(policy.publish_lead as f64);
+    record_keystore(true);
+}
+
+/// The outcome of one keyring maintenance round.
+pub fn record_keystore(up: bool) {
+    metrics::gauge!(KEYSTORE_UP).set(if up { 1.0 } else { 0.0 });
+}
+
+/// The key gauges at `now`, from this replica's keyring: the active key's age and the
+/// published keys by state (each state set, 0 included, so every series always exists).
+pub fn record_keys(keys: &crate::keys::KeyService, now: crate::infra::clock::UnixTime) {
+    use crate::keys::record::KeyState;
+    let ring = keys.current();
+    let age = now - ring.active_key().record.activates_at;
+    metrics::gauge!(ACTIVE_KEY_AGE).set(age.max(0) as f64);
+    let records: Vec<_> = ring.keys().iter().map(|k| k.key.record.clone()).collect();
+    let views = crate::keys::policy::view(&records, now, keys.policy());
+    for (state, name) in [
+        (KeyState::Pending, "pending"),
+        (KeyState::Active, "active"),
+        (KeyState::Retired, "retired"),
+    ] {
+        let count = crate::keys::policy::published(&views, now)
+            .filter(|v| v.state == state)
+            .count();
+        metrics::gauge!(KEYS, "state" => name).set(count as f64);
+    }
+}
+
+/// Registers the error counters of the denylist and the session backend at 0, so a
+/// healthy backend shows a zero error rate rather than no data.
+pub fn register_backends(session_backend: &'static str) {
+    for backend in ["denylist", session_backend] {
+        metrics::counter!(BACKEND_ERRORS, "backend" => backend).increment(0);
+    }
 }
 
 /// Times a backend call and counts its errors (every `Err` is one).

@@ -231,13 +231,16 @@ impl KeyService {
     /// Every `every`: notice rotations made by other replicas or the CLI, apply scheduled
     /// rotation and retirement, and switch keys at their activation time.
     pub fn spawn_maintenance(self: Arc<Self>, every: std::time::Duration) {
+        crate::infra::metrics::record_key_policy(&self.policy);
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(every);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             interval.tick().await;
             loop {
                 interval.tick().await;
-                if let Err(e) = self.tick().await {
+                let result = self.tick().await;
+                crate::infra::metrics::record_keystore(result.is_ok());
+                if let Err(e) = result {
                     tracing::warn!(error = %e, "keyring maintenance failed; serving the last good keyring");
                 }
             }

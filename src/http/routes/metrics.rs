@@ -14,9 +14,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain"),
               (status = 405, description = "Method not allowed", body = crate::http::error::ErrorBody)))]
 pub async fn get_metrics(state: web::Data<AppState>) -> HttpResponse {
-    let ring = state.keys.current();
-    let age = state.clock.now() - ring.active_key().record.activates_at;
-    metrics::gauge!(crate::infra::metrics::ACTIVE_KEY_AGE).set(age.max(0) as f64);
+    crate::infra::metrics::record_keys(&state.keys, state.clock.now());
     HttpResponse::Ok()
         .insert_header((
             header::CONTENT_TYPE,
