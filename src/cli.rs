@@ -98,7 +98,10 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::CheckConfig => match load(cli.config.as_deref()) {
-            Ok(_) => {
+            Ok(settings) => {
+                for warning in settings.warnings() {
+                    eprintln!("tessera: warning: {warning}");
+                }
                 println!("configuration ok");
                 ExitCode::SUCCESS
             }
@@ -165,7 +168,7 @@ fn load(file: Option<&std::path::Path>) -> Result<Settings, ExitCode> {
 
 fn serve(settings: Settings) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
-        let listen = settings.server.listen.clone();
+        let listen = settings.server.listen;
         let issuer = settings.issuer.clone();
         // Handlers first: a SIGTERM that arrives during start-up still stops gracefully.
         let termination = termination_signals()?;

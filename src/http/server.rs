@@ -53,7 +53,6 @@ pub struct AppState {
 
 impl AppState {
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let settings = settings.normalized();
         let keys = Arc::new(KeyService::open(&settings, clock.clone()).await?);
         let metadata = routes::discovery::Metadata::for_issuer(&settings.issuer);
         let cache_control = format!("public, max-age={}", settings.jwks.max_age_seconds);
@@ -73,9 +72,7 @@ impl AppState {
             )
             .map(crate::clients::limits::FailureLimiter::new),
             shutting_down: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-            admin_token_sha256: hex::decode(&settings.admin.token_sha256)
-                .ok()
-                .and_then(|h| h.try_into().ok()),
+            admin_token_sha256: settings.admin.token_sha256.map(|h| *h.as_bytes()),
             settings: Arc::new(settings),
             clock,
             keys,
@@ -100,7 +97,7 @@ impl Application {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(&settings.server.listen).map_err(|e| {
+        let listener = TcpListener::bind(settings.server.listen).map_err(|e| {
             anyhow::anyhow!(
                 "server.listen: cannot listen on {}: {e}",
                 settings.server.listen
@@ -111,6 +108,9 @@ impl Application {
         let grace = settings.server.shutdown_grace_seconds;
         let reload_every = Duration::from_secs(settings.keys.reload_interval_seconds);
         let server_settings = settings.server.clone();
+        for warning in settings.warnings() {
+            tracing::warn!("configuration: {warning}");
+        }
         let state = web::Data::new(AppState::build(settings, clock).await?);
         let shutting_down = state.shutting_down.clone();
         spawn_key_maintenance(state.keys.clone(), reload_every);

@@ -116,10 +116,11 @@ fn configure(url: String, mode: HttpSessionMode) -> impl FnOnce(&mut Settings) {
         s.sessions.backend = SessionBackendKind::Http;
         let h = &mut s.sessions.http;
         h.mode = mode;
-        h.url = match mode {
+        let endpoint = match mode {
             HttpSessionMode::Introspection => format!("{url}/oauth2/introspect"),
             HttpSessionMode::Userinfo => format!("{url}/userinfo"),
         };
+        h.url = Some(endpoint.parse().expect("an http URL"));
         h.client_id = LEGACY_ID.into();
         h.client_secret = LEGACY_SECRET.into();
         h.timeout_ms = 1000;
@@ -236,7 +237,10 @@ async fn upstream_failures_are_503_never_invalid_grant() {
     assert_oauth_error(response, 503, "temporarily_unavailable").await;
     let (status, body) = refused.readiness().await;
     assert_eq!(status, 503);
-    assert_eq!(body["checks"]["sessions"], "error: connection refused");
+    assert_eq!(
+        body["checks"]["sessions"],
+        format!("error: http 127.0.0.1:{port}: connection refused")
+    );
 }
 
 #[tokio::test]

@@ -25,7 +25,7 @@ pub struct Readiness {
     /// `ready` or `unavailable`.
     #[schema(example = "ready")]
     pub status: &'static str,
-    /// One entry per configured part: `ok` or `error: <reason>`.
+    /// One entry per configured part: `ok` or `error: <backend> <address>: <reason>`.
     #[schema(example = json!({"keys": "ok"}))]
     pub checks: BTreeMap<&'static str, String>,
 }
@@ -61,7 +61,7 @@ pub async fn get_readiness(state: web::Data<AppState>) -> HttpResponse {
     if let Some(result) = state.denylist.check().await {
         checks.insert(
             "denylist",
-            result.map_or_else(|e| format!("error: {}", e.reason), |()| "ok".into()),
+            result.map_or_else(|e| format!("error: {e}"), |()| "ok".into()),
         );
     }
     if let Some(result) = state.sessions.check().await {
