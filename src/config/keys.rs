@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::types::{DatabaseUrl, Kek};
-use super::{ConfigError, invalid};
+use super::{ConfigError, check_nonzero, invalid};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -129,13 +129,10 @@ impl KeySettings {
                 "rotate less often than the publish lead, or set 0 to rotate only by hand",
             ));
         }
-        if self.reload_interval_seconds == 0 {
-            return Err(invalid(
-                "keys.reload_interval_seconds",
-                "must be at least 1",
-                "the default is 5",
-            ));
-        }
-        Ok(())
+        check_nonzero(
+            "keys.reload_interval_seconds",
+            self.reload_interval_seconds,
+            "the default is 5",
+        )
     }
 }

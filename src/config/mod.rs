@@ -33,7 +33,8 @@ pub use sessions::{
 };
 pub use token::{JwksSettings, TokenSettings};
 pub use types::{
-    DatabaseUrl, FieldError, Issuer, Kek, RedisUrl, Sha256, http_address, parse_http_url,
+    DatabaseUrl, FieldError, Issuer, Kek, Postgres, Redis, RedisUrl, SecretUrl, Sha256, UrlKind,
+    http_address, parse_http_url,
 };
 
 /// The one error type of configuration: a single line naming the key and the fix.
@@ -43,6 +44,28 @@ pub struct ConfigError(pub String);
 
 fn invalid(key: &str, problem: impl std::fmt::Display, fix: &str) -> ConfigError {
     ConfigError(format!("invalid configuration: `{key}` {problem}; {fix}"))
+}
+
+/// `value` within `range`, else "`key` must be between … and …; fix".
+fn check_range(
+    key: &str,
+    value: u64,
+    range: std::ops::RangeInclusive<u64>,
+    fix: &str,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    let (lo, hi) = range.into_inner();
+    Err(invalid(key, format!("must be between {lo} and {hi}"), fix))
+}
+
+/// `value` of at least 1, else "`key` must be at least 1; fix".
+fn check_nonzero(key: &str, value: u64, fix: &str) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(invalid(key, "must be at least 1", fix));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::types::RedisUrl;
-use super::{ConfigError, invalid};
+use super::{ConfigError, check_nonzero, check_range, invalid};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -36,14 +36,11 @@ impl Default for DenylistSettings {
 
 impl DenylistSettings {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.session_ttl_seconds == 0 {
-            return Err(invalid(
-                "denylist.session_ttl_seconds",
-                "must be at least 1",
-                "set it at least as long as the legacy server's longest session",
-            ));
-        }
-        Ok(())
+        check_nonzero(
+            "denylist.session_ttl_seconds",
+            self.session_ttl_seconds,
+            "set it at least as long as the legacy server's longest session",
+        )
     }
 }
 
@@ -112,9 +109,5 @@ impl RedisSettings {
 
 /// A network timeout between 10 ms and a minute.
 pub(crate) fn check_timeout(key: &str, ms: u64, fix: &str) -> Result<(), ConfigError> {
-    if (10..=60_000).contains(&ms) {
-        Ok(())
-    } else {
-        Err(invalid(key, "must be between 10 and 60000", fix))
-    }
+    check_range(key, ms, 10..=60_000, fix)
 }

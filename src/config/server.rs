@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
-use super::{ConfigError, invalid};
+use super::{ConfigError, check_range, invalid};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -48,14 +48,12 @@ impl Default for ServerSettings {
 
 impl ServerSettings {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !(256..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
-            return Err(invalid(
-                "server.max_body_bytes",
-                "must be between 256 and 16777216",
-                "the default 16384 fits every exchange request",
-            ));
-        }
-        Ok(())
+        check_range(
+            "server.max_body_bytes",
+            self.max_body_bytes as u64,
+            256..=16 * 1024 * 1024,
+            "the default 16384 fits every exchange request",
+        )
     }
 }
 

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::claims::RESERVED_CLAIMS;
 use super::redis::{check_timeout, local_redis};
 use super::types::RedisUrl;
-use super::{ConfigError, invalid};
+use super::{ConfigError, check_nonzero, invalid};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -277,13 +277,10 @@ impl HttpSessionSettings {
                 "a refused token may become valid at the next login",
             ));
         }
-        if self.max_concurrency == 0 {
-            return Err(invalid(
-                "sessions.http.max_concurrency",
-                "must be at least 1",
-                "the default is 64",
-            ));
-        }
-        Ok(())
+        check_nonzero(
+            "sessions.http.max_concurrency",
+            self.max_concurrency as u64,
+            "the default is 64",
+        )
     }
 }

@@ -23,6 +23,17 @@ fn write(contents: &str) -> tempfile::NamedTempFile {
     f
 }
 
+/// The error of loading defaults with one environment variable set.
+fn env_error(var: &str, value: &str) -> ConfigError {
+    Settings::load(None, &env(&[(var, value)])).expect_err("an invalid configuration")
+}
+
+/// The error of loading a file of `contents`.
+fn file_error(contents: &str) -> ConfigError {
+    let f = write(contents);
+    Settings::load(Some(f.path()), &[]).expect_err("an invalid configuration")
+}
+
 const KEK: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 #[test]
@@ -59,22 +70,19 @@ fn environment_overrides_the_file() {
 
 #[test]
 fn a_wrong_type_names_the_key() {
-    let err = Settings::load(None, &env(&[("TESSERA__TOKEN__TTL_SECONDS", "soon")]))
-        .expect_err("invalid");
+    let err = env_error("TESSERA__TOKEN__TTL_SECONDS", "soon");
     assert!(err.0.contains("token.ttl_seconds"), "{err}");
 }
 
 #[test]
 fn an_unknown_key_is_rejected_by_name() {
-    let f = write("[token]\nttl_secs = 5\n");
-    let err = Settings::load(Some(f.path()), &[]).expect_err("invalid");
+    let err = file_error("[token]\nttl_secs = 5\n");
     assert!(err.0.contains("ttl_secs"), "{err}");
 }
 
 #[test]
 fn ttl_above_the_maximum_is_rejected_with_the_fix() {
-    let err = Settings::load(None, &env(&[("TESSERA__TOKEN__TTL_SECONDS", "7200")]))
-        .expect_err("invalid");
+    let err = env_error("TESSERA__TOKEN__TTL_SECONDS", "7200");
     assert!(err.0.contains("`token.ttl_seconds`"), "{err}");
     assert!(err.0.contains("raise token.max_ttl_seconds"), "{err}");
     assert_eq!(err.0.lines().count(), 1);
@@ -82,22 +90,19 @@ fn ttl_above_the_maximum_is_rejected_with_the_fix() {
 
 #[test]
 fn publish_lead_shorter_than_jwks_max_age_is_rejected() {
-    let err = Settings::load(None, &env(&[("TESSERA__KEYS__PUBLISH_LEAD_SECONDS", "60")]))
-        .expect_err("invalid");
+    let err = env_error("TESSERA__KEYS__PUBLISH_LEAD_SECONDS", "60");
     assert!(err.0.contains("keys.publish_lead_seconds"), "{err}");
 }
 
 #[test]
 fn clients_are_checked() {
-    let f = write("[[clients]]\nid = \"gw\"\nsecret_sha256 = \"abc\"\n");
-    let err = Settings::load(Some(f.path()), &[]).expect_err("invalid");
+    let err = file_error("[[clients]]\nid = \"gw\"\nsecret_sha256 = \"abc\"\n");
     assert!(err.0.contains("clients[0].secret_sha256"), "{err}");
 
-    let f = write(&format!(
+    let err = file_error(&format!(
         "[[clients]]\nid = \"gw\"\nsecret_sha256 = \"{}\"\nallowed_audiences = [\"a\"]\ndefault_audience = \"b\"\n",
         "0".repeat(64)
     ));
-    let err = Settings::load(Some(f.path()), &[]).expect_err("invalid");
     assert!(err.0.contains("clients[0].default_audience"), "{err}");
 }
 
@@ -110,16 +115,14 @@ fn a_client_secret_may_be_a_list_of_hashes_each_checked_by_name() {
     let s = Settings::load(Some(f.path()), &[]).expect("valid");
     assert_eq!(s.clients[0].secret_sha256, vec![a, b]);
 
-    let f = write(&format!(
+    let err = file_error(&format!(
         "[[clients]]\nid = \"a\"\nsecret_sha256 = \"{a}\"\n[[clients]]\nid = \"gw\"\nsecret_sha256 = [\"{a}\", \"nope\"]\n"
     ));
-    let err = Settings::load(Some(f.path()), &[]).expect_err("invalid");
     assert!(err.0.contains("`clients[1].secret_sha256[1]`"), "{err}");
     assert!(err.0.contains("hash-secret"), "{err}");
     assert_eq!(err.0.lines().count(), 1);
 
-    let f = write("[[clients]]\nid = \"gw\"\nsecret_sha256 = []\n");
-    let err = Settings::load(Some(f.path()), &[]).expect_err("no hash");
+    let err = file_error("[[clients]]\nid = \"gw\"\nsecret_sha256 = []\n");
     assert!(
         err.0.contains("`clients[0].secret_sha256` lists no hash"),
         "{err}"
@@ -146,31 +149,26 @@ fn a_client_maximum_above_the_global_one_is_a_warning_and_the_lower_applies() {
 
 #[test]
 fn static_sessions_cannot_set_reserved_claims() {
-    let f = write(
+    let err = file_error(
         "[[sessions.static]]\ntoken = \"session-token-1\"\nsub = \"u\"\nclaims = { iss = \"evil\" }\n",
     );
-    let err = Settings::load(Some(f.path()), &[]).expect_err("invalid");
     assert!(err.0.contains("sessions.static[0].claims"), "{err}");
 }
 
 #[test]
 fn claim_mappings_need_sub_and_roles_and_cannot_touch_reserved_claims() {
     let base = "[sessions]\nbackend = \"redis\"\n[sessions.claims]\n";
-    let f = write(&format!("{base}roles = \"/r\"\n"));
-    let err = Settings::load(Some(f.path()), &[]).expect_err("no sub");
+    let err = file_error(&format!("{base}roles = \"/r\"\n"));
     assert!(err.0.contains("sessions.claims.sub"), "{err}");
-    let f = write(&format!(
+    let err = file_error(&format!(
         "{base}sub = \"/u\"\nroles = \"/r\"\naud = \"/x\"\n"
     ));
-    let err = Settings::load(Some(f.path()), &[]).expect_err("reserved");
     assert!(err.0.contains("sessions.claims.aud"), "{err}");
-    let f = write(&format!(
+    let err = file_error(&format!(
         "{base}sub = \"/u\"\nroles = \"/r\"\nactive = \"/x\"\n"
     ));
-    let err = Settings::load(Some(f.path()), &[]).expect_err("reserved");
     assert!(err.0.contains("sessions.claims.active"), "{err}");
-    let f = write(&format!("{base}sub = \"user.id\"\nroles = \"/r\"\n"));
-    let err = Settings::load(Some(f.path()), &[]).expect_err("not a pointer");
+    let err = file_error(&format!("{base}sub = \"user.id\"\nroles = \"/r\"\n"));
     assert!(err.0.contains("JSON pointer"), "{err}");
     let f = write(&format!(
         "{base}sub = \"/u\"\nroles = \"/r\"\ntenantId = \"/t\"\n"
@@ -184,10 +182,9 @@ fn claim_mappings_need_sub_and_roles_and_cannot_touch_reserved_claims() {
 
 #[test]
 fn http_backend_in_introspection_mode_needs_credentials() {
-    let f = write(
+    let err = file_error(
         "[sessions]\nbackend = \"http\"\n[sessions.http]\nurl = \"http://legacy/introspect\"\n[sessions.claims]\nsub = \"/sub\"\nroles = \"/scope\"\n",
     );
-    let err = Settings::load(Some(f.path()), &[]).expect_err("no client id");
     assert!(err.0.contains("sessions.http.client_id"), "{err}");
 }
 
@@ -306,15 +303,14 @@ fn bad_typed_values_name_their_key_on_one_line() {
             "`keys.encryption_key`",
         ),
     ] {
-        let err = Settings::load(None, &env(&[(var, value)])).expect_err(var);
+        let err = env_error(var, value);
         assert!(err.0.starts_with("invalid configuration: "), "{err}");
         assert!(err.0.contains(key), "{var}: {err}");
         assert_eq!(err.0.lines().count(), 1, "{err}");
         assert!(!err.0.contains("hunter2"), "{err}");
         assert!(!err.0.contains('\u{1}'), "{err:?}");
     }
-    let f = write("[redis]\nnodes = [\"redis://a:1\", \"bad\"]\n");
-    let err = Settings::load(Some(f.path()), &[]).expect_err("bad node");
+    let err = file_error("[redis]\nnodes = [\"redis://a:1\", \"bad\"]\n");
     assert!(err.0.contains("`redis.nodes[1]`"), "{err}");
 }
 
@@ -328,14 +324,12 @@ fn the_kek_file_is_read_at_load_and_previous_keks_are_typed() {
     let s = Settings::load(Some(f.path()), &[]).expect("valid");
     let current = s.keys.encryption_key.as_ref().expect("read from the file");
     assert_eq!(Some(current), s.keys.previous_encryption_keys.first());
-    let f = write("[keys]\nprevious_encryption_keys = [\"c2hvcnQ=\"]\n");
-    let err = Settings::load(Some(f.path()), &[]).expect_err("short");
+    let err = file_error("[keys]\nprevious_encryption_keys = [\"c2hvcnQ=\"]\n");
     assert!(
         err.0.contains("`keys.previous_encryption_keys[0]`"),
         "{err}"
     );
-    let f = write("[keys]\nencryption_key_file = \"/nonexistent/kek\"\n");
-    let err = Settings::load(Some(f.path()), &[]).expect_err("unreadable");
+    let err = file_error("[keys]\nencryption_key_file = \"/nonexistent/kek\"\n");
     assert!(err.0.contains("`keys.encryption_key_file`"), "{err}");
 }
 

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use super::{ConfigError, invalid};
+use super::{ConfigError, check_range, invalid};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -31,13 +31,12 @@ impl Default for TokenSettings {
 
 impl TokenSettings {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.max_ttl_seconds == 0 || self.max_ttl_seconds > 86_400 {
-            return Err(invalid(
-                "token.max_ttl_seconds",
-                "must be between 1 and 86400",
-                "internal tokens should live minutes, not days",
-            ));
-        }
+        check_range(
+            "token.max_ttl_seconds",
+            self.max_ttl_seconds,
+            1..=86_400,
+            "internal tokens should live minutes, not days",
+        )?;
         if self.ttl_seconds == 0 || self.ttl_seconds > self.max_ttl_seconds {
             return Err(invalid(
                 "token.ttl_seconds",
@@ -92,13 +91,11 @@ impl Default for JwksSettings {
 
 impl JwksSettings {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.max_age_seconds == 0 || self.max_age_seconds > 86_400 {
-            return Err(invalid(
-                "jwks.max_age_seconds",
-                "must be between 1 and 86400",
-                "the default is 300",
-            ));
-        }
-        Ok(())
+        check_range(
+            "jwks.max_age_seconds",
+            self.max_age_seconds,
+            1..=86_400,
+            "the default is 300",
+        )
     }
 }

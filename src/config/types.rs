@@ -5,6 +5,7 @@
 //! KEK's bytes, a password inside a Redis or database URL).
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -237,15 +238,56 @@ fn address(url: &url::Url, default_port: u16) -> String {
     format!("{host}:{port}")
 }
 
-/// A `redis://` or `rediss://` URL. It may carry a password, so it shows only its address.
-#[derive(Clone)]
-pub struct RedisUrl {
-    full: SecretString,
-    address: String,
-    tls: bool,
+/// What a kind of [`SecretUrl`] accepts and how it is explained.
+pub trait UrlKind {
+    const NAME: &'static str;
+    const SCHEMES: &'static [&'static str];
+    const DEFAULT_PORT: u16;
+    const PROBLEM: &'static str;
+    const FIX: &'static str;
 }
 
-impl RedisUrl {
+/// Redis: `redis://` or `rediss://` (TLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Redis;
+
+impl UrlKind for Redis {
+    const NAME: &'static str = "RedisUrl";
+    const SCHEMES: &'static [&'static str] = &["redis", "rediss"];
+    const DEFAULT_PORT: u16 = 6379;
+    const PROBLEM: &'static str = "is not a redis:// or rediss:// URL";
+    const FIX: &'static str =
+        "write it as redis://host:port, e.g. redis://127.0.0.1:6379 (rediss:// for TLS)";
+}
+
+/// PostgreSQL: `postgres://` or `postgresql://`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Postgres;
+
+impl UrlKind for Postgres {
+    const NAME: &'static str = "DatabaseUrl";
+    const SCHEMES: &'static [&'static str] = &["postgres", "postgresql"];
+    const DEFAULT_PORT: u16 = 5432;
+    const PROBLEM: &'static str = "is not a postgres:// URL";
+    const FIX: &'static str = "e.g. postgres://tessera@db:5432/tessera";
+}
+
+/// A URL of a `K` server. It may carry a password, so `Display` and `Debug` show only
+/// its scheme and `host:port`.
+#[derive(Clone)]
+pub struct SecretUrl<K> {
+    full: SecretString,
+    scheme: String,
+    address: String,
+    kind: PhantomData<K>,
+}
+
+/// A `redis://` or `rediss://` URL.
+pub type RedisUrl = SecretUrl<Redis>;
+/// A `postgres://` URL.
+pub type DatabaseUrl = SecretUrl<Postgres>;
+
+impl<K> SecretUrl<K> {
     /// The URL with its credentials, for connecting only (never log it).
     pub fn expose_url(&self) -> &str {
         self.full.expose_secret()
@@ -255,118 +297,52 @@ impl RedisUrl {
     pub fn address(&self) -> &str {
         &self.address
     }
+}
 
+impl RedisUrl {
     /// `rediss://`.
     pub fn is_tls(&self) -> bool {
-        self.tls
+        self.scheme == "rediss"
     }
 }
 
-impl FromStr for RedisUrl {
+impl<K: UrlKind> FromStr for SecretUrl<K> {
     type Err = FieldError;
 
     fn from_str(s: &str) -> Result<Self, FieldError> {
-        let bad = || {
-            FieldError::new(
-                "is not a redis:// or rediss:// URL",
-                "write it as redis://host:port, e.g. redis://127.0.0.1:6379 (rediss:// for TLS)",
-            )
-        };
+        let bad = || FieldError::new(K::PROBLEM, K::FIX);
         let url = url::Url::parse(s.trim()).map_err(|_| bad())?;
-        let tls = match url.scheme() {
-            "redis" => false,
-            "rediss" => true,
-            _ => return Err(bad()),
-        };
-        if url.host_str().is_none_or(str::is_empty) {
+        if !K::SCHEMES.contains(&url.scheme()) || url.host_str().is_none_or(str::is_empty) {
             return Err(bad());
         }
         Ok(Self {
             full: SecretString::from(s.trim()),
-            address: address(&url, 6379),
-            tls,
+            scheme: url.scheme().to_owned(),
+            address: address(&url, K::DEFAULT_PORT),
+            kind: PhantomData,
         })
     }
 }
 
-impl PartialEq for RedisUrl {
+impl<K> PartialEq for SecretUrl<K> {
     fn eq(&self, other: &Self) -> bool {
         self.expose_url() == other.expose_url()
     }
 }
 
-impl fmt::Display for RedisUrl {
+impl<K> fmt::Display for SecretUrl<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.address)
     }
 }
 
-impl fmt::Debug for RedisUrl {
+impl<K: UrlKind> fmt::Debug for SecretUrl<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.tls { "rediss" } else { "redis" };
-        write!(f, "RedisUrl({scheme}://{})", self.address)
+        write!(f, "{}({}://{})", K::NAME, self.scheme, self.address)
     }
 }
 
-impl<'de> Deserialize<'de> for RedisUrl {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_str(d)
-    }
-}
-
-/// A `postgres://` URL. It may carry a password, so it shows only its address.
-#[derive(Clone)]
-pub struct DatabaseUrl {
-    full: SecretString,
-    address: String,
-}
-
-impl DatabaseUrl {
-    /// The URL with its credentials, for connecting only (never log it).
-    pub fn expose_url(&self) -> &str {
-        self.full.expose_secret()
-    }
-
-    /// `host:port`, for messages.
-    pub fn address(&self) -> &str {
-        &self.address
-    }
-}
-
-impl FromStr for DatabaseUrl {
-    type Err = FieldError;
-
-    fn from_str(s: &str) -> Result<Self, FieldError> {
-        let bad = || {
-            FieldError::new(
-                "is not a postgres:// URL",
-                "e.g. postgres://tessera@db:5432/tessera",
-            )
-        };
-        let url = url::Url::parse(s.trim()).map_err(|_| bad())?;
-        if !matches!(url.scheme(), "postgres" | "postgresql") {
-            return Err(bad());
-        }
-        Ok(Self {
-            full: SecretString::from(s.trim()),
-            address: address(&url, 5432),
-        })
-    }
-}
-
-impl fmt::Display for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.address)
-    }
-}
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DatabaseUrl(postgres://{})", self.address)
-    }
-}
-
-impl<'de> Deserialize<'de> for DatabaseUrl {
+impl<'de, K: UrlKind> Deserialize<'de> for SecretUrl<K> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         parse_str(d)
     }

@@ -60,17 +60,11 @@ mod b64 {
     }
 }
 
+/// A KEK ready to seal and open (its `Debug` shows the id and the algorithm only).
+#[derive(Debug)]
 struct Kek {
     id: String,
     key: LessSafeKey,
-}
-
-impl std::fmt::Debug for Kek {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kek")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Kek {

@@ -50,15 +50,6 @@ async fn metrics_count_requests_exchanges_and_key_age_in_prometheus_format() {
     }
 }
 
-/// A port nobody listens on.
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 #[tokio::test]
 async fn readyz_names_the_redis_that_is_down_by_address_never_by_password() {
     let (denylist_port, sessions_port) = (closed_port(), closed_port());

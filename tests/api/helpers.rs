@@ -86,6 +86,14 @@ pub fn test_settings(keys_dir: &Path) -> Settings {
     s
 }
 
+/// A port nobody listens on (bound once, then released).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// A Redis URL of a test's setup.
 pub fn redis_url(url: &str) -> RedisUrl {
     url.parse().expect("a redis:// URL")
@@ -200,9 +208,14 @@ impl TestApp {
 
     /// `POST /exchange` with a JSON body, authenticated as the test gateway.
     pub async fn exchange_json(&self, body: Value) -> reqwest::Response {
+        self.exchange_as(CLIENT_ID, CLIENT_SECRET, body).await
+    }
+
+    /// `POST /exchange` with a JSON body, authenticated by Basic as `id`:`secret`.
+    pub async fn exchange_as(&self, id: &str, secret: &str, body: Value) -> reqwest::Response {
         self.http
             .post(self.url("/exchange"))
-            .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+            .basic_auth(id, Some(secret))
             .json(&body)
             .send()
             .await

@@ -221,11 +221,7 @@ async fn upstream_failures_are_503_never_invalid_grant() {
     assert_oauth_error(response, 503, "temporarily_unavailable").await;
 
     // Nobody listening.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = closed_port();
     let refused = spawn_app_with(configure(
         format!("http://127.0.0.1:{port}"),
         HttpSessionMode::Introspection,
@@ -243,6 +239,21 @@ async fn upstream_failures_are_503_never_invalid_grant() {
     );
 }
 
+/// `n` exchanges of `token` at once, each answered 200.
+async fn exchange_concurrently(app: &Arc<TestApp>, token: &'static str, n: usize) {
+    let exchanges = (0..n).map(|_| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            app.exchange_json(json!({"subject_token": token}))
+                .await
+                .status()
+        })
+    });
+    for result in futures_util::future::join_all(exchanges).await {
+        assert_eq!(result.expect("task"), 200);
+    }
+}
+
 #[tokio::test]
 async fn concurrent_exchanges_of_one_token_make_one_upstream_call() {
     let legacy = start_legacy().await;
@@ -253,18 +264,24 @@ async fn concurrent_exchanges_of_one_token_make_one_upstream_call() {
         ))
         .await,
     );
-    let exchanges = (0..20).map(|_| {
-        let app = app.clone();
-        tokio::spawn(async move {
-            app.exchange_json(json!({"subject_token": "slow-carol"}))
-                .await
-                .status()
-        })
-    });
-    for result in futures_util::future::join_all(exchanges).await {
-        assert_eq!(result.expect("task"), 200);
-    }
+    exchange_concurrently(&app, "slow-carol", 20).await;
     assert_eq!(legacy.calls.load(Ordering::SeqCst), 1, "single-flight");
+}
+
+#[tokio::test]
+async fn without_a_cache_concurrent_exchanges_still_make_one_upstream_call() {
+    let legacy = start_legacy().await;
+    let app = Arc::new(
+        spawn_app_with(|s| {
+            configure(legacy.url.clone(), HttpSessionMode::Introspection)(s);
+            s.sessions.http.cache_seconds = 0;
+        })
+        .await,
+    );
+    exchange_concurrently(&app, "slow-carol", 20).await;
+    assert_eq!(legacy.calls.load(Ordering::SeqCst), 1, "single-flight");
+    app.token_for(Some("slow-carol")).await;
+    assert_eq!(legacy.calls.load(Ordering::SeqCst), 2, "nothing cached");
 }
 
 #[tokio::test]
