@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::types::{DatabaseUrl, Kek};
+use super::types::Kek;
+use super::urls::DatabaseUrl;
 use super::{ConfigError, check_nonzero, invalid};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

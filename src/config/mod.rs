@@ -14,6 +14,7 @@ mod server;
 mod sessions;
 mod token;
 mod types;
+mod urls;
 
 #[cfg(test)]
 mod tests;
@@ -32,9 +33,10 @@ pub use sessions::{
     SessionSettings, StaticSessionSettings,
 };
 pub use token::{JwksSettings, TokenSettings};
-pub use types::{
-    DatabaseUrl, FieldError, Issuer, Kek, Postgres, Redis, RedisUrl, SecretUrl, Sha256, UrlKind,
-    http_address, parse_http_url,
+pub use types::{FieldError, Kek, Sha256};
+pub use urls::{
+    DatabaseUrl, Issuer, Postgres, Redis, RedisUrl, SecretUrl, UrlKind, http_address,
+    parse_http_url,
 };
 
 /// The one error type of configuration: a single line naming the key and the fix.

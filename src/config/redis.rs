@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::types::RedisUrl;
+use super::urls::RedisUrl;
 use super::{ConfigError, check_nonzero, check_range, invalid};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

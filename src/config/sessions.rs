@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::claims::RESERVED_CLAIMS;
 use super::redis::{check_timeout, local_redis};
-use super::types::RedisUrl;
+use super::urls::RedisUrl;
 use super::{ConfigError, check_nonzero, invalid};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -74,7 +74,7 @@ pub enum HttpSessionMode {
 pub struct HttpSessionSettings {
     pub mode: HttpSessionMode,
     /// The introspection or userinfo endpoint; required with `backend = "http"`.
-    #[serde(deserialize_with = "super::types::optional_http_url")]
+    #[serde(deserialize_with = "super::urls::optional_http_url")]
     pub url: Option<url::Url>,
     /// Tessera's own credentials at the introspection endpoint.
     pub client_id: String,
