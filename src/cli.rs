@@ -97,7 +97,10 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::CheckConfig => match load(cli.config.as_deref()) {
-            Ok(_) => {
+            Ok(settings) => {
+                for warning in settings.warnings() {
+                    eprintln!("tessera: warning: {warning}");
+                }
                 println!("configuration ok");
                 ExitCode::SUCCESS
             }

@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use serde_json::Value;
 
-use crate::clients::{ClientRegistry, PresentedCredentials};
+use crate::clients::{ClientError, ClientRegistry, PresentedCredentials};
 use crate::http::error::ApiError;
 use crate::http::routes::BodyEncoding;
 use crate::http::routes::exchange::ExchangeParams;
@@ -65,7 +65,7 @@ proptest! {
         let registry = ClientRegistry::default();
         for h in [header.as_slice(), basic.as_bytes()] {
             let result = registry.authenticate(&PresentedCredentials { authorization: Some(h), post_id: None, post_secret: None });
-            prop_assert!(matches!(result, Err(ApiError::InvalidClient)), "{:?}", result.err());
+            prop_assert!(matches!(result, Err(ClientError::InvalidClient)), "{:?}", result.err());
         }
     }
 

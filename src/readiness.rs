@@ -69,7 +69,7 @@ impl Readiness {
         if let Some(result) = self.denylist.check().await {
             checks.insert(
                 "denylist",
-                result.map_or_else(|e| format!("error: {}", e.reason), |()| "ok".into()),
+                result.map_or_else(|e| format!("error: {e}"), |()| "ok".into()),
             );
         }
         if let Some(result) = self.sessions.check().await {

@@ -1,12 +1,21 @@
-//! Token buckets: per gateway client (`rate_limit_per_second`, `rate_limit_burst`) and per
-//! source address for authentication failures, so secret guessing is slow.
+//! Rate limits: per gateway client (`rate_limit_per_second`, `rate_limit_burst`), a
+//! `governor` rate limiter (GCRA) per client; and per source address for authentication
+//! failures, so secret guessing is slow — a small token bucket map of our own, because
+//! it is charged only on failure and checked without charging, which a keyed `governor`
+//! limiter cannot do.
 //!
 //! Invariant: an unconfigured limit is `None` and costs nothing on the request path.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 
 /// Addresses tracked at most; full (idle) buckets are swept first.
 const MAX_TRACKED: usize = 100_000;
@@ -17,61 +26,83 @@ struct Bucket {
     updated: Instant,
 }
 
+/// A rate and the burst allowed on top of it.
 #[derive(Debug, Clone, Copy)]
 pub struct Rate {
-    per_second: f64,
-    burst: f64,
+    per_second: NonZeroU32,
+    burst: NonZeroU32,
 }
 
 impl Rate {
     /// `None` when `per_second` is 0 (no limit). A burst of 0 means one second's worth.
     pub fn new(per_second: u32, burst: u32) -> Option<Self> {
-        (per_second > 0).then(|| Self {
-            per_second: f64::from(per_second),
-            burst: f64::from(if burst == 0 { per_second } else { burst }),
+        let per_second = NonZeroU32::new(per_second)?;
+        Some(Self {
+            per_second,
+            burst: NonZeroU32::new(burst).unwrap_or(per_second),
         })
+    }
+
+    fn quota(&self) -> Quota {
+        Quota::per_second(self.per_second).allow_burst(self.burst)
+    }
+
+    fn burst(&self) -> f64 {
+        f64::from(self.burst.get())
+    }
+
+    fn per_second(&self) -> f64 {
+        f64::from(self.per_second.get())
     }
 
     fn refill(&self, b: &mut Bucket, now: Instant) {
         let elapsed = now.saturating_duration_since(b.updated).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * self.per_second).min(self.burst);
+        b.tokens = (b.tokens + elapsed * self.per_second()).min(self.burst());
         b.updated = now;
     }
 
     /// Seconds until one token is back (for `Retry-After`, at least 1).
     fn wait(&self, b: &Bucket) -> u64 {
-        (((1.0 - b.tokens) / self.per_second).ceil() as u64).max(1)
+        (((1.0 - b.tokens) / self.per_second()).ceil() as u64).max(1)
     }
 }
 
-/// One bucket (a client's).
-#[derive(Debug)]
-pub struct Limiter {
-    rate: Rate,
-    bucket: Mutex<Bucket>,
+/// Whole seconds to wait, rounded up, at least 1 (`Retry-After`).
+fn retry_after_seconds(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
+/// One client's limit: a direct (non-keyed) GCRA limiter.
+pub struct Limiter<C: Clock = DefaultClock> {
+    limiter: RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<C::Instant>>,
+    clock: C,
+}
+
+impl<C: Clock> std::fmt::Debug for Limiter<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiter").finish_non_exhaustive()
+    }
 }
 
 impl Limiter {
     pub fn new(rate: Rate) -> Self {
+        Self::with_clock(rate, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> Limiter<C> {
+    pub fn with_clock(rate: Rate, clock: C) -> Self {
         Self {
-            rate,
-            bucket: Mutex::new(Bucket {
-                tokens: rate.burst,
-                updated: Instant::now(),
-            }),
+            limiter: RateLimiter::direct_with_clock(rate.quota(), clock.clone()),
+            clock,
         }
     }
 
-    /// Takes a token, or says how many seconds to wait.
-    pub fn acquire(&self, now: Instant) -> Result<(), u64> {
-        let mut b = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
-        self.rate.refill(&mut b, now);
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(self.rate.wait(&b))
-        }
+    /// Lets one request through, or says how many seconds to wait (at least 1).
+    pub fn acquire(&self) -> Result<(), u64> {
+        self.limiter
+            .check()
+            .map_err(|not_until| retry_after_seconds(not_until.wait_time_from(self.clock.now())))
     }
 }
 
@@ -110,7 +141,7 @@ impl FailureLimiter {
     pub fn failed(&self, ip: IpAddr, now: Instant) {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= MAX_TRACKED {
-            let full = self.rate.burst;
+            let full = self.rate.burst();
             let rate = self.rate;
             buckets.retain(|_, b| {
                 rate.refill(b, now);
@@ -118,7 +149,7 @@ impl FailureLimiter {
             });
         }
         let b = buckets.entry(ip).or_insert(Bucket {
-            tokens: self.rate.burst,
+            tokens: self.rate.burst(),
             updated: now,
         });
         self.rate.refill(b, now);
@@ -128,7 +159,7 @@ impl FailureLimiter {
 
 /// How long until a bucket of `rate` refills from empty (for documentation and tests).
 pub fn full_refill(rate: Rate) -> Duration {
-    Duration::from_secs_f64(rate.burst / rate.per_second)
+    Duration::from_secs_f64(rate.burst() / rate.per_second())
 }
 
 #[cfg(test)]
@@ -138,18 +169,28 @@ mod tests {
     #[test]
     fn a_client_gets_its_burst_then_its_rate() {
         let rate = Rate::new(2, 4).expect("limited");
-        let limiter = Limiter::new(rate);
-        let t0 = Instant::now();
+        let clock = governor::clock::FakeRelativeClock::default();
+        let limiter = Limiter::with_clock(rate, clock.clone());
         for _ in 0..4 {
-            assert!(limiter.acquire(t0).is_ok());
+            assert!(limiter.acquire().is_ok());
         }
-        assert_eq!(limiter.acquire(t0), Err(1));
-        assert!(
-            limiter.acquire(t0 + Duration::from_millis(500)).is_ok(),
-            "2/s refills one in 0.5 s"
-        );
-        assert!(limiter.acquire(t0 + Duration::from_millis(500)).is_err());
+        assert_eq!(limiter.acquire(), Err(1));
+        clock.advance(Duration::from_millis(500));
+        assert!(limiter.acquire().is_ok(), "2/s refills one in 0.5 s");
+        assert!(limiter.acquire().is_err());
         assert_eq!(full_refill(rate), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_wait_is_whole_seconds_rounded_up() {
+        let rate = Rate::new(1, 1).expect("limited");
+        let clock = governor::clock::FakeRelativeClock::default();
+        let limiter = Limiter::with_clock(rate, clock.clone());
+        assert!(limiter.acquire().is_ok());
+        clock.advance(Duration::from_millis(100));
+        assert_eq!(limiter.acquire(), Err(1), "0.9 s is 1 s");
+        assert_eq!(retry_after_seconds(Duration::from_millis(2500)), 3);
+        assert_eq!(retry_after_seconds(Duration::ZERO), 1);
     }
 
     #[test]

@@ -1,27 +1,55 @@
 //! Gateway clients: the registry built from `[[clients]]` and client authentication
 //! (RFC 6749 §2.3.1: HTTP Basic or `client_secret_post`).
 //!
-//! Invariants: secrets exist only as SHA-256 hashes; an unknown client, a wrong secret and
-//! missing credentials fail the same way (`invalid_client`) after the same work.
+//! Invariants: secrets exist only as SHA-256 hashes (several per client while a secret
+//! rotates); an unknown client, a wrong secret and missing credentials fail the same way
+//! (`invalid_client`) after the same work: every configured hash of the client is
+//! compared in constant time with no early exit. Nothing here knows HTTP.
 
 pub mod limits;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use percent_encoding::percent_decode_str;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use subtle::{Choice, ConstantTimeEq};
 
-use crate::config::{ClientSettings, Settings};
-use crate::http::error::ApiError;
+use crate::config::{ClientSettings, Settings, Sha256};
+
+/// Why a client was not let through.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// Unknown client, wrong secret, missing or malformed credentials (all alike).
+    #[error("client authentication failed")]
+    InvalidClient,
+    /// Basic and `client_secret_post` at once (RFC 6749 §2.3 forbids it).
+    #[error("use one client authentication method: Basic or client_secret_post, not both")]
+    TwoMethods,
+    /// Over a rate limit: `client` (the client's own) or `auth_failures` (its address).
+    #[error("rate limit `{limit}` exceeded; retry after {retry_after:?}")]
+    RateLimited {
+        retry_after: Duration,
+        limit: &'static str,
+    },
+}
+
+/// A rate limit hit: counted in `tessera_rate_limited_total{limit}`.
+pub fn rate_limited(limit: &'static str, retry_after_seconds: u64) -> ClientError {
+    ::metrics::counter!(crate::infra::metrics::RATE_LIMITED, "limit" => limit).increment(1);
+    ClientError::RateLimited {
+        retry_after: Duration::from_secs(retry_after_seconds),
+        limit,
+    }
+}
 
 /// A configured gateway, ready for the exchange path.
 #[derive(Debug)]
 pub struct Client {
     pub id: String,
-    secret_sha256: [u8; 32],
+    /// Any of these authenticates (more than one while a secret rotates).
+    secret_sha256: Vec<Sha256>,
     pub allowed_audiences: Vec<String>,
     pub default_audience: Option<String>,
     pub allow_anonymous: bool,
@@ -47,8 +75,9 @@ pub struct PresentedCredentials<'a> {
     pub post_secret: Option<&'a str>,
 }
 
-/// Hash the unknown-client path compares against, so it costs what a known client costs.
-const DUMMY_HASH: [u8; 32] = [0x5a; 32];
+/// Hashes the unknown-client path compares against, so it costs what a client with one
+/// hash costs.
+const DUMMY_HASHES: &[Sha256] = &[Sha256::from_bytes([0x5a; 32])];
 
 impl ClientRegistry {
     pub fn from_settings(settings: &Settings) -> Self {
@@ -66,17 +95,15 @@ impl ClientRegistry {
 
     /// Authenticates the caller by exactly one method; every failure is `invalid_client`,
     /// except using two methods at once, which RFC 6749 §2.3 forbids (`invalid_request`).
-    pub fn authenticate(&self, presented: &PresentedCredentials<'_>) -> Result<&Client, ApiError> {
+    pub fn authenticate(
+        &self,
+        presented: &PresentedCredentials<'_>,
+    ) -> Result<&Client, ClientError> {
         let basic = presented.authorization.filter(|h| is_basic(h));
         let (id, secret) = match (basic, presented.post_id, presented.post_secret) {
-            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-                return Err(ApiError::InvalidRequest(
-                    "use one client authentication method: Basic or client_secret_post, not both"
-                        .into(),
-                ));
-            }
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => return Err(ClientError::TwoMethods),
             (Some(header), None, None) => {
-                let (id, secret) = parse_basic(header).ok_or(ApiError::InvalidClient)?;
+                let (id, secret) = parse_basic(header).ok_or(ClientError::InvalidClient)?;
                 // RFC 6749 §2.3.1 form-encodes both; many clients send them as they are.
                 return self
                     .verify(&id, &secret)
@@ -85,35 +112,42 @@ impl ClientRegistry {
                         (i, s) => self
                             .verify(i.as_deref().unwrap_or(&id), s.as_deref().unwrap_or(&secret)),
                     })
-                    .ok_or(ApiError::InvalidClient);
+                    .ok_or(ClientError::InvalidClient);
             }
             (None, Some(id), Some(secret)) => (id, secret),
-            _ => return Err(ApiError::InvalidClient),
+            _ => return Err(ClientError::InvalidClient),
         };
-        self.verify(id, secret).ok_or(ApiError::InvalidClient)
+        self.verify(id, secret).ok_or(ClientError::InvalidClient)
     }
 
     fn verify(&self, id: &str, secret: &str) -> Option<&Client> {
-        let presented: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        let presented = Sha256::of_secret(secret);
         match self.clients.get(id) {
-            Some(client) if bool::from(client.secret_sha256.ct_eq(&presented)) => Some(client),
+            Some(client) if matches_any(&client.secret_sha256, &presented) => Some(client),
             Some(_) => None,
             None => {
-                let _ = DUMMY_HASH.ct_eq(&presented);
+                let _ = matches_any(DUMMY_HASHES, &presented);
                 None
             }
         }
     }
 }
 
+/// Whether `presented` is one of `hashes`: every hash is compared, in constant time, with
+/// no early exit, so the work does not depend on which one (if any) matches.
+fn matches_any(hashes: &[Sha256], presented: &Sha256) -> bool {
+    let mut found = Choice::from(0);
+    for hash in hashes {
+        found |= hash.as_bytes().ct_eq(presented.as_bytes());
+    }
+    found.into()
+}
+
 impl Client {
     pub(crate) fn from_settings(c: &ClientSettings, settings: &Settings) -> Self {
-        let mut secret_sha256 = [0u8; 32];
-        // Validated as 64 hex digits at start-up.
-        let _ = hex::decode_to_slice(&c.secret_sha256, &mut secret_sha256);
         Self {
             id: c.id.clone(),
-            secret_sha256,
+            secret_sha256: c.secret_sha256.clone(),
             allowed_audiences: c.allowed_audiences.clone(),
             default_audience: c.default_audience.clone(),
             allow_anonymous: c.allow_anonymous,
@@ -121,6 +155,18 @@ impl Client {
             ttl_seconds: settings.ttl_for(c.max_ttl_seconds),
             limiter: crate::clients::limits::Rate::new(c.rate_limit_per_second, c.rate_limit_burst)
                 .map(crate::clients::limits::Limiter::new),
+        }
+    }
+}
+
+impl Client {
+    /// Applies this client's rate limit (if any) to one request.
+    pub fn admit(&self) -> Result<(), ClientError> {
+        match &self.limiter {
+            Some(limiter) => limiter
+                .acquire()
+                .map_err(|wait| rate_limited("client", wait)),
+            None => Ok(()),
         }
     }
 }
@@ -152,7 +198,7 @@ fn form_decode(s: &str) -> Option<String> {
 
 /// Hex SHA-256 of a secret, as `secret_sha256` and `admin.token_sha256` expect.
 pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    Sha256::of_secret(secret).to_string()
 }
 
 #[cfg(test)]
@@ -163,7 +209,7 @@ mod tests {
         let mut settings = Settings::default();
         settings.clients.push(ClientSettings {
             id: "gateway".into(),
-            secret_sha256: hash_secret("s3cret+/="),
+            secret_sha256: vec![Sha256::of_secret("s3cret+/=")],
             allowed_audiences: vec!["a".into()],
             default_audience: Some("a".into()),
             allow_anonymous: false,
@@ -183,7 +229,7 @@ mod tests {
         r: &'a ClientRegistry,
         header: Option<&'a [u8]>,
         post: Option<(&'a str, &'a str)>,
-    ) -> Result<&'a Client, ApiError> {
+    ) -> Result<&'a Client, ClientError> {
         r.authenticate(&PresentedCredentials {
             authorization: header,
             post_id: post.map(|p| p.0),
@@ -213,13 +259,16 @@ mod tests {
         ] {
             assert!(matches!(
                 auth(&r, Some(&header), None),
-                Err(ApiError::InvalidClient)
+                Err(ClientError::InvalidClient)
             ));
         }
-        assert!(matches!(auth(&r, None, None), Err(ApiError::InvalidClient)));
+        assert!(matches!(
+            auth(&r, None, None),
+            Err(ClientError::InvalidClient)
+        ));
         assert!(matches!(
             auth(&r, None, Some(("gateway", ""))),
-            Err(ApiError::InvalidClient)
+            Err(ClientError::InvalidClient)
         ));
     }
 
@@ -229,7 +278,82 @@ mod tests {
         let h = basic("gateway", "s3cret+/=");
         assert!(matches!(
             auth(&r, Some(&h), Some(("gateway", "s3cret+/="))),
-            Err(ApiError::InvalidRequest(_))
+            Err(ClientError::TwoMethods)
         ));
+    }
+
+    fn registry_with(hashes: Vec<Sha256>) -> ClientRegistry {
+        let mut settings = Settings::default();
+        settings.clients.push(ClientSettings {
+            id: "gateway".into(),
+            secret_sha256: hashes,
+            allowed_audiences: vec![],
+            default_audience: None,
+            allow_anonymous: true,
+            scopes: vec![],
+            max_ttl_seconds: 0,
+            rate_limit_per_second: 0,
+            rate_limit_burst: 0,
+        });
+        ClientRegistry::from_settings(&settings)
+    }
+
+    #[test]
+    fn any_hash_of_a_rotating_secret_authenticates() {
+        let r = registry_with(vec![Sha256::of_secret("old"), Sha256::of_secret("new")]);
+        for secret in ["old", "new"] {
+            assert!(
+                auth(&r, None, Some(("gateway", secret))).is_ok(),
+                "{secret}"
+            );
+        }
+        assert_eq!(
+            auth(&r, None, Some(("gateway", "neither"))).err(),
+            Some(ClientError::InvalidClient)
+        );
+    }
+
+    #[test]
+    fn every_hash_is_compared_whichever_matches() {
+        let hashes: Vec<Sha256> = ["a", "b", "c"]
+            .iter()
+            .map(|s| Sha256::of_secret(s))
+            .collect();
+        for (i, secret) in ["a", "b", "c"].iter().enumerate() {
+            assert!(matches_any(&hashes, &Sha256::of_secret(secret)), "hash {i}");
+        }
+        assert!(!matches_any(&hashes, &Sha256::of_secret("d")));
+        assert!(!matches_any(&[], &Sha256::of_secret("a")));
+        assert_eq!(
+            DUMMY_HASHES.len(),
+            1,
+            "an unknown client costs one comparison"
+        );
+    }
+
+    #[test]
+    fn a_client_over_its_rate_is_told_when_to_retry() {
+        let mut settings = Settings::default();
+        settings.clients.push(ClientSettings {
+            id: "gateway".into(),
+            secret_sha256: vec![Sha256::of_secret("s")],
+            allowed_audiences: vec![],
+            default_audience: None,
+            allow_anonymous: true,
+            scopes: vec![],
+            max_ttl_seconds: 0,
+            rate_limit_per_second: 1,
+            rate_limit_burst: 1,
+        });
+        let r = ClientRegistry::from_settings(&settings);
+        let client = auth(&r, None, Some(("gateway", "s"))).expect("auth");
+        assert!(client.admit().is_ok());
+        assert_eq!(
+            client.admit(),
+            Err(ClientError::RateLimited {
+                retry_after: Duration::from_secs(1),
+                limit: "client"
+            })
+        );
     }
 }

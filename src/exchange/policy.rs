@@ -74,7 +74,7 @@ mod tests {
         let settings = crate::config::Settings::default();
         let c = crate::config::ClientSettings {
             id: "gw".into(),
-            secret_sha256: "0".repeat(64),
+            secret_sha256: vec![crate::config::Sha256::from_bytes([0; 32])],
             allowed_audiences: vec!["a".into(), "b".into()],
             default_audience: Some("a".into()),
             allow_anonymous: true,

@@ -35,7 +35,7 @@ fn settings(dir: &std::path::Path) -> Settings {
 fn client(allow_anonymous: bool) -> Client {
     let c = ClientSettings {
         id: "gw".into(),
-        secret_sha256: "0".repeat(64),
+        secret_sha256: vec![crate::config::Sha256::from_bytes([0; 32])],
         allowed_audiences: vec!["catalog".into(), "inventory".into()],
         default_audience: Some("catalog".into()),
         allow_anonymous,
@@ -186,7 +186,7 @@ async fn unknown_and_revoked_sessions_are_refused() {
 async fn a_denylist_that_cannot_answer_fails_closed_but_anonymous_still_works() {
     let f = fixture(|s| {
         s.denylist.backend = crate::config::DenylistBackend::Redis;
-        s.redis.url = "redis://127.0.0.1:1".into();
+        s.redis.url = "redis://127.0.0.1:1".parse().expect("url");
         s.redis.timeout_ms = 50;
     })
     .await;
@@ -207,7 +207,7 @@ async fn a_session_backend_that_cannot_answer_is_unavailable_not_a_refusal() {
     let f = fixture(|s| {
         s.sessions.backend = crate::config::SessionBackendKind::Http;
         s.sessions.http.mode = crate::config::HttpSessionMode::Userinfo;
-        s.sessions.http.url = "http://127.0.0.1:1/userinfo".into();
+        s.sessions.http.url = Some("http://127.0.0.1:1/userinfo".parse().expect("url"));
         s.sessions.http.timeout_ms = 200;
         s.sessions.claims = [("sub", "/sub"), ("roles", "/roles")]
             .iter()

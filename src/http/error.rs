@@ -230,6 +230,19 @@ impl From<ExchangeError> for ApiError {
     }
 }
 
+impl From<crate::clients::ClientError> for ApiError {
+    fn from(e: crate::clients::ClientError) -> Self {
+        use crate::clients::ClientError;
+        match e {
+            ClientError::InvalidClient => Self::InvalidClient,
+            ClientError::TwoMethods => Self::InvalidRequest(e.to_string().into()),
+            ClientError::RateLimited { retry_after, .. } => Self::SlowDown {
+                retry_after: retry_after.as_secs_f64().ceil().max(1.0) as u64,
+            },
+        }
+    }
+}
+
 impl From<SessionError> for ApiError {
     fn from(e: SessionError) -> Self {
         match e {

@@ -33,7 +33,7 @@ impl Application {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(&settings.server.listen).map_err(|e| {
+        let listener = TcpListener::bind(settings.server.listen).map_err(|e| {
             anyhow::anyhow!(
                 "server.listen: cannot listen on {}: {e}",
                 settings.server.listen
@@ -42,6 +42,9 @@ impl Application {
         let port = listener.local_addr()?.port();
         let server_settings = settings.server.clone();
         let reload_every = Duration::from_secs(settings.keys.reload_interval_seconds);
+        for warning in settings.warnings() {
+            tracing::warn!("configuration: {warning}");
+        }
         let state = web::Data::new(AppState::build(settings, clock).await?);
         crate::infra::metrics::register_backends(state.exchanger.session_backend_name());
         state.keys.clone().spawn_maintenance(reload_every);
@@ -106,7 +109,7 @@ impl Application {
 /// `tessera serve`: runs the server until SIGTERM or SIGINT, then stops gracefully.
 pub fn serve(settings: Settings) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
-        let listen = settings.server.listen.clone();
+        let listen = settings.server.listen;
         let issuer = settings.issuer.clone();
         // Handlers first: a SIGTERM that arrives during start-up still stops gracefully.
         let termination = termination_signals()?;

@@ -45,7 +45,6 @@ pub struct AppState {
 
 impl AppState {
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let settings = settings.normalized();
         let keys = Arc::new(KeyService::open(&settings, clock.clone()).await?);
         let sessions = Arc::new(SessionBackend::from_settings(&settings)?);
         let denylist = Arc::new(DenylistStore::from_settings(&settings)?);
@@ -91,9 +90,7 @@ impl AppState {
                 settings.server.auth_failures_burst,
             )
             .map(FailureLimiter::new),
-            admin_token_sha256: hex::decode(&settings.admin.token_sha256)
-                .ok()
-                .and_then(|h| h.try_into().ok()),
+            admin_token_sha256: settings.admin.token_sha256.map(|h| *h.as_bytes()),
             settings: Arc::new(settings),
             keys,
             clock,

@@ -45,16 +45,24 @@ pub fn handle() -> PrometheusHandle {
             }
             describe();
             let upkeep = handle.clone();
+            let (started, running) = std::sync::mpsc::channel();
             let spawned = std::thread::Builder::new()
                 .name("tessera-metrics-upkeep".into())
                 .spawn(move || {
+                    // The thread names itself before this runs; say it is there.
+                    let _ = started.send(());
                     loop {
                         std::thread::sleep(UPKEEP_INTERVAL);
                         upkeep.run_upkeep();
                     }
                 });
-            if let Err(error) = spawned {
-                tracing::warn!(%error, "metrics upkeep thread not started; /metrics renders drain samples");
+            match spawned {
+                Ok(_) => {
+                    let _ = running.recv();
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "metrics upkeep thread not started; /metrics renders drain samples");
+                }
             }
             handle
         })

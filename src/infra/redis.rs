@@ -16,9 +16,13 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Value};
 
+use crate::config::RedisUrl;
+
 /// Redis could not answer in time (down, refusing, timing out, or a protocol error).
+/// Shown as `redis <host:port>: <reason>` (`redis cluster <seeds>: …` for a cluster), as
+/// `/readyz` reports it; never with a password.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("redis at {target}: {reason}")]
+#[error("redis {target}: {reason}")]
 pub struct RedisUnavailable {
     pub target: String,
     pub reason: String,
@@ -101,30 +105,23 @@ impl std::fmt::Debug for RedisClient {
     }
 }
 
-/// `host:port` of a Redis URL, for messages (never the password).
-pub fn describe_url(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    host.split('/').next().unwrap_or(host).to_owned()
-}
-
 impl RedisClient {
     /// A single node (`redis://` or `rediss://` URL; `ca_pem` replaces the system roots
     /// for TLS). Does not connect yet.
     pub fn single(
-        url: &str,
+        url: &RedisUrl,
         timeout: Duration,
         ca_pem: Option<&[u8]>,
     ) -> Result<Self, RedisUnavailable> {
         ensure_crypto_provider();
-        let target = describe_url(url);
+        let target = url.address().to_owned();
         let fail = |e: redis::RedisError| RedisUnavailable {
             target: target.clone(),
             reason: format!("invalid URL or TLS setup ({:?})", e.kind()),
         };
         let client = match ca_pem {
-            Some(ca) => redis::Client::build_with_tls(url, tls_roots(ca)),
-            None => redis::Client::open(url),
+            Some(ca) => redis::Client::build_with_tls(url.expose_url(), tls_roots(ca)),
+            None => redis::Client::open(url.expose_url()),
         }
         .map_err(fail)?;
         let config = ConnectionManagerConfig::new()
@@ -141,17 +138,18 @@ impl RedisClient {
 
     /// A Redis Cluster seeded from `nodes`. Does not connect yet.
     pub fn cluster(
-        nodes: &[String],
+        nodes: &[RedisUrl],
         timeout: Duration,
         ca_pem: Option<&[u8]>,
     ) -> Result<Self, RedisUnavailable> {
         ensure_crypto_provider();
-        let target = nodes
+        let seeds = nodes
             .iter()
-            .map(|n| describe_url(n))
+            .map(RedisUrl::address)
             .collect::<Vec<_>>()
             .join(",");
-        let mut builder = ClusterClient::builder(nodes.iter().map(String::as_str))
+        let target = format!("cluster {seeds}");
+        let mut builder = ClusterClient::builder(nodes.iter().map(RedisUrl::expose_url))
             .connection_timeout(timeout)
             .response_timeout(timeout)
             .retries(1);
@@ -280,20 +278,5 @@ fn error_reason(e: &redis::RedisError) -> String {
         "connection lost".into()
     } else {
         format!("error ({:?})", e.kind())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::describe_url;
-
-    #[test]
-    fn descriptions_never_carry_credentials() {
-        assert_eq!(describe_url("redis://:hunter2@cache:6379/0"), "cache:6379");
-        assert_eq!(
-            describe_url("rediss://user:pw@10.0.0.1:6380"),
-            "10.0.0.1:6380"
-        );
-        assert_eq!(describe_url("redis://127.0.0.1:6379"), "127.0.0.1:6379");
     }
 }

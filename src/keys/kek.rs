@@ -6,13 +6,10 @@
 //! re-sealed everything under the current one.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::config::KeySettings;
+use crate::config::{self, KeySettings};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KekError {
@@ -20,8 +17,6 @@ pub enum KekError {
         "{key} is not the base64 of 32 random bytes; generate one with `openssl rand -base64 32`"
     )]
     Invalid { key: &'static str },
-    #[error("keys.encryption_key_file: cannot read {0}")]
-    Unreadable(String),
     #[error(
         "key {kid} is encrypted under KEK {kek_id}, but keys.encryption_key is not set; set it (or keys.encryption_key_file) to that KEK"
     )]
@@ -65,34 +60,19 @@ mod b64 {
     }
 }
 
+/// A KEK ready to seal and open (its `Debug` shows the id and the algorithm only).
+#[derive(Debug)]
 struct Kek {
     id: String,
     key: LessSafeKey,
 }
 
-impl std::fmt::Debug for Kek {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kek")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
-
 impl Kek {
-    fn from_base64(text: &str, key: &'static str) -> Result<Self, KekError> {
-        let bytes = Zeroizing::new(
-            STANDARD
-                .decode(text.trim())
-                .map_err(|_| KekError::Invalid { key })?,
-        );
-        if bytes.len() != 32 {
-            return Err(KekError::Invalid { key });
-        }
-        let id = hex::encode(&Sha256::digest(&*bytes)[..8]);
-        let unbound =
-            UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| KekError::Invalid { key })?;
+    fn new(kek: &config::Kek, key: &'static str) -> Result<Self, KekError> {
+        let unbound = UnboundKey::new(&AES_256_GCM, kek.expose_bytes())
+            .map_err(|_| KekError::Invalid { key })?;
         Ok(Self {
-            id,
+            id: kek.id().to_owned(),
             key: LessSafeKey::new(unbound),
         })
     }
@@ -106,22 +86,19 @@ pub struct KekRing {
 }
 
 impl KekRing {
+    /// The KEKs of `[keys]`, parsed at load (`encryption_key` or its file, and
+    /// `previous_encryption_keys`).
     pub fn from_settings(keys: &KeySettings) -> Result<Self, KekError> {
-        let current_text = match &keys.encryption_key_file {
-            Some(path) => Some(Zeroizing::new(
-                std::fs::read_to_string(path)
-                    .map_err(|_| KekError::Unreadable(path.display().to_string()))?,
-            )),
-            None => (!keys.encryption_key.is_empty())
-                .then(|| Zeroizing::new(keys.encryption_key.clone())),
-        };
-        let current = current_text
-            .map(|t| Kek::from_base64(&t, "keys.encryption_key"))
+        Self::new(keys.encryption_key.as_ref(), &keys.previous_encryption_keys)
+    }
+
+    pub fn new(current: Option<&config::Kek>, previous: &[config::Kek]) -> Result<Self, KekError> {
+        let current = current
+            .map(|k| Kek::new(k, "keys.encryption_key"))
             .transpose()?;
-        let previous = keys
-            .previous_encryption_keys
+        let previous = previous
             .iter()
-            .map(|t| Kek::from_base64(t, "keys.previous_encryption_keys"))
+            .map(|k| Kek::new(k, "keys.previous_encryption_keys"))
             .collect::<Result<_, _>>()?;
         Ok(Self { current, previous })
     }
@@ -189,8 +166,8 @@ mod tests {
 
     fn ring(current: &str, previous: &[&str]) -> KekRing {
         let keys = KeySettings {
-            encryption_key: current.into(),
-            previous_encryption_keys: previous.iter().map(|s| s.to_string()).collect(),
+            encryption_key: Some(current.parse().expect("kek")),
+            previous_encryption_keys: previous.iter().map(|s| s.parse().expect("kek")).collect(),
             ..KeySettings::default()
         };
         KekRing::from_settings(&keys).expect("valid")
@@ -229,15 +206,10 @@ mod tests {
 
     #[test]
     fn a_kek_must_be_32_bytes_of_base64() {
-        let keys = KeySettings {
-            encryption_key: "c2hvcnQ=".into(),
-            ..KeySettings::default()
-        };
-        assert_eq!(
-            KekRing::from_settings(&keys).err(),
-            Some(KekError::Invalid {
-                key: "keys.encryption_key"
-            })
+        let err = "c2hvcnQ=".parse::<config::Kek>().expect_err("short");
+        assert!(
+            err.to_string().contains("base64 of 32 random bytes"),
+            "{err}"
         );
     }
 }

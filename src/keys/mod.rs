@@ -284,7 +284,7 @@ pub async fn open_store(settings: &Settings) -> Result<KeyStore, KeyError> {
         KeyStoreKind::File => KeyStore::File(FileKeyStore::open(&settings.keys.dir, kek)?),
         KeyStoreKind::Postgres => KeyStore::Postgres(
             PgKeyStore::open(
-                &settings.keys.database_url,
+                settings.keys.database_url.expose_url(),
                 &settings.keys.database_schema,
                 kek,
             )

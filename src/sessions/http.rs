@@ -1,18 +1,22 @@
 //! The `http` backend: asks a legacy OAuth2 server about each session token, by RFC 7662
 //! introspection or OIDC userinfo.
 //!
-//! Invariants: a token is cached only under its SHA-256; N concurrent exchanges of one
-//! token make one upstream call (single-flight); at most `max_concurrency` calls are in
+//! Invariants: a token is cached only under its SHA-256, in a cache bounded by entries
+//! (accepted answers for `cache_seconds`, refusals for at most `negative_cache_seconds`,
+//! failures never); N concurrent exchanges of one token make one upstream call
+//! (single-flight, also with `cache_seconds = 0`); at most `max_concurrency` calls are in
 //! flight; an upstream that is down, slow, failing or refusing our own credentials is
 //! `Unavailable` (503), never `Rejected` (invalid_grant).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use moka::Expiry;
+use moka::future::Cache;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::Semaphore;
 
 use super::claims::ClaimMap;
 use super::{Principal, SessionError, sid_of_canonical};
@@ -20,47 +24,57 @@ use crate::config::{HttpSessionMode, HttpSessionSettings};
 
 /// Upstream answers larger than this are refused (a userinfo document is a few KiB).
 const MAX_BODY: usize = 256 * 1024;
-/// Cache entries at most; expired ones are swept first, and past this nothing new is cached.
-const MAX_CACHED: usize = 100_000;
+/// Cache entries at most; past this the least useful entries are evicted.
+const MAX_CACHED: u64 = 100_000;
 
 type Key = [u8; 32];
 type Outcome = Result<Arc<Principal>, SessionError>;
+/// A cached answer: the user, or `None` for a refused token.
+type Answer = Option<Arc<Principal>>;
 
-#[derive(Debug)]
-struct Cached {
-    principal: Option<Arc<Principal>>,
-    until: Instant,
+/// Accepted answers live `cache_seconds`, refusals `negative_cache_seconds` (never longer).
+struct AnswerExpiry {
+    accepted: Duration,
+    refused: Duration,
 }
 
-#[derive(Debug)]
+impl Expiry<Key, Answer> for AnswerExpiry {
+    fn expire_after_create(&self, _: &Key, answer: &Answer, _: Instant) -> Option<Duration> {
+        Some(if answer.is_some() {
+            self.accepted
+        } else {
+            self.refused
+        })
+    }
+}
+
 pub struct HttpSessions {
     mode: HttpSessionMode,
-    url: String,
-    credentials: Option<(String, String)>,
+    url: url::Url,
+    credentials: Option<(String, SecretString)>,
     http: reqwest::Client,
     timeout: Duration,
-    positive_ttl: Duration,
-    negative_ttl: Duration,
     claims: ClaimMap,
-    cache: Mutex<HashMap<Key, Cached>>,
-    in_flight: Mutex<HashMap<Key, Arc<OnceCell<Outcome>>>>,
+    /// By the token's SHA-256; concurrent misses of one key share one upstream call.
+    cache: Cache<Key, Answer>,
     permits: Semaphore,
+}
+
+impl std::fmt::Debug for HttpSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSessions")
+            .field("mode", &self.mode)
+            .field("address", &self.address())
+            .finish_non_exhaustive()
+    }
 }
 
 impl HttpSessions {
     pub fn new(settings: &HttpSessionSettings, claims: ClaimMap) -> anyhow::Result<Self> {
-        let secret = match &settings.client_secret_file {
-            Some(path) => std::fs::read_to_string(path)
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "sessions.http.client_secret_file: cannot read {}: {e}",
-                        path.display()
-                    )
-                })?
-                .trim_end()
-                .to_owned(),
-            None => settings.client_secret.clone(),
-        };
+        let url = settings
+            .url
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("sessions.http.url is not set"))?;
         let timeout = Duration::from_millis(settings.timeout_ms);
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let http = reqwest::Client::builder()
@@ -69,67 +83,45 @@ impl HttpSessions {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let positive_ttl = Duration::from_secs(settings.cache_seconds);
+        let accepted = Duration::from_secs(settings.cache_seconds);
+        let refused = Duration::from_secs(settings.negative_cache_seconds).min(accepted);
         Ok(Self {
             mode: settings.mode,
-            url: settings.url.clone(),
+            url,
             credentials: (settings.mode == HttpSessionMode::Introspection)
-                .then(|| (settings.client_id.clone(), secret)),
+                .then(|| (settings.client_id.clone(), settings.client_secret.clone())),
             http,
             timeout,
-            positive_ttl,
-            negative_ttl: Duration::from_secs(settings.negative_cache_seconds).min(positive_ttl),
             claims,
-            cache: Mutex::new(HashMap::new()),
-            in_flight: Mutex::new(HashMap::new()),
+            cache: Cache::builder()
+                .max_capacity(MAX_CACHED)
+                .expire_after(AnswerExpiry { accepted, refused })
+                .build(),
             permits: Semaphore::new(settings.max_concurrency),
         })
     }
 
+    /// `host:port` of the upstream, for `/readyz` and logs.
+    pub fn address(&self) -> String {
+        crate::config::http_address(&self.url)
+    }
+
+    /// The cached answer, or one upstream call shared by every concurrent caller of the
+    /// same token. `Unavailable` is never cached.
     pub async fn resolve(&self, token: &str) -> Outcome {
         let key: Key = Sha256::digest(token.as_bytes()).into();
-        if let Some(hit) = self.cached(&key) {
-            return hit;
-        }
-        let flight = lock(&self.in_flight).entry(key).or_default().clone();
-        let outcome = flight.get_or_init(|| self.fetch(token, key)).await.clone();
-        let mut in_flight = lock(&self.in_flight);
-        if in_flight.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
-            in_flight.remove(&key);
-        }
-        outcome
-    }
-
-    fn cached(&self, key: &Key) -> Option<Outcome> {
-        let cache = lock(&self.cache);
-        let entry = cache.get(key).filter(|e| e.until > Instant::now())?;
-        Some(entry.principal.clone().ok_or(SessionError::Rejected))
-    }
-
-    async fn fetch(&self, token: &str, key: Key) -> Outcome {
-        let outcome = self.ask_upstream(token).await;
-        let ttl = match &outcome {
-            Ok(_) => self.positive_ttl,
-            Err(SessionError::Rejected) => self.negative_ttl,
-            Err(SessionError::Unavailable(_)) => Duration::ZERO,
-        };
-        if !ttl.is_zero() {
-            let now = Instant::now();
-            let mut cache = lock(&self.cache);
-            if cache.len() >= MAX_CACHED {
-                cache.retain(|_, e| e.until > now);
-            }
-            if cache.len() < MAX_CACHED {
-                cache.insert(
-                    key,
-                    Cached {
-                        principal: outcome.as_ref().ok().cloned(),
-                        until: now + ttl,
-                    },
-                );
-            }
-        }
-        outcome
+        let answer = self
+            .cache
+            .try_get_with(key, async {
+                match self.ask_upstream(token).await {
+                    Ok(principal) => Ok(Some(principal)),
+                    Err(SessionError::Rejected) => Ok(None),
+                    Err(unavailable) => Err(unavailable),
+                }
+            })
+            .await
+            .map_err(|shared| (*shared).clone())?;
+        answer.ok_or(SessionError::Rejected)
     }
 
     async fn ask_upstream(&self, token: &str) -> Outcome {
@@ -140,10 +132,10 @@ impl HttpSessions {
         let request = match (&self.mode, &self.credentials) {
             (HttpSessionMode::Introspection, Some((id, secret))) => self
                 .http
-                .post(&self.url)
-                .basic_auth(id, Some(secret))
+                .post(self.url.clone())
+                .basic_auth(id, Some(secret.expose_secret()))
                 .form(&[("token", token)]),
-            _ => self.http.get(&self.url).bearer_auth(token),
+            _ => self.http.get(self.url.clone()).bearer_auth(token),
         };
         let response = request
             .header(reqwest::header::ACCEPT, "application/json")
@@ -175,7 +167,7 @@ impl HttpSessions {
 
     /// Readiness: the upstream answers HTTP at all (any status below 500).
     pub async fn check(&self) -> Result<(), String> {
-        match self.http.get(&self.url).send().await {
+        match self.http.get(self.url.clone()).send().await {
             Ok(r) if r.status().as_u16() < 500 => Ok(()),
             Ok(r) => Err(format!("upstream answered {}", r.status().as_u16())),
             Err(e) => Err(describe(&e)),
@@ -185,10 +177,6 @@ impl HttpSessions {
 
 fn unavailable(reason: impl Into<String>) -> SessionError {
     SessionError::Unavailable(reason.into())
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A reason without the URL's query or credentials.

@@ -142,12 +142,18 @@ impl SessionBackend {
         }
     }
 
-    /// Readiness: `None` when nothing external is configured.
+    /// Readiness: `None` when nothing external is configured; a failure names the kind
+    /// of backend and its address (`redis 10.0.0.5:6379: connection refused`,
+    /// `http legacy.internal:80: timed out`), never a password.
     pub async fn check(&self) -> Option<Result<(), String>> {
         match self {
             Self::Static(_) => None,
-            Self::Redis(r) => Some(r.client().ping().await.map_err(|e| e.reason)),
-            Self::Http(h) => Some(h.check().await),
+            Self::Redis(r) => Some(r.client().ping().await.map_err(|e| e.to_string())),
+            Self::Http(h) => Some(
+                h.check()
+                    .await
+                    .map_err(|reason| format!("http {}: {reason}", h.address())),
+            ),
         }
     }
 }

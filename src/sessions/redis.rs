@@ -11,6 +11,7 @@ use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use percent_encoding::percent_decode_str;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
@@ -34,7 +35,7 @@ impl RedisSessions {
     pub fn new(
         client: RedisClient,
         key_prefix: &str,
-        secrets: &[String],
+        secrets: &[SecretString],
         claims: ClaimMap,
     ) -> Self {
         Self {
@@ -42,7 +43,7 @@ impl RedisSessions {
             key_prefix: key_prefix.to_owned(),
             secrets: secrets
                 .iter()
-                .map(|s| hmac::Key::new(hmac::HMAC_SHA256, s.as_bytes()))
+                .map(|s| hmac::Key::new(hmac::HMAC_SHA256, s.expose_secret().as_bytes()))
                 .collect(),
             claims,
         }
@@ -153,12 +154,12 @@ mod tests {
 
     fn sessions(secrets: &[&str]) -> RedisSessions {
         let client = RedisClient::single(
-            "redis://127.0.0.1:1",
+            &"redis://127.0.0.1:1".parse().expect("url"),
             std::time::Duration::from_millis(50),
             None,
         )
         .expect("client");
-        let secrets: Vec<String> = secrets.iter().map(|s| s.to_string()).collect();
+        let secrets: Vec<SecretString> = secrets.iter().map(|s| (*s).into()).collect();
         RedisSessions::new(
             client,
             "sess:",

@@ -32,6 +32,26 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_the_key() {
 }
 
 #[test]
+fn check_config_warns_about_a_client_maximum_above_the_global_one_and_accepts_it() {
+    let mut config = tempfile::Builder::new()
+        .suffix(".toml")
+        .tempfile()
+        .expect("config");
+    let toml = format!(
+        "[token]\nttl_seconds = 5\nmax_ttl_seconds = 5\n[[clients]]\nid = \"gw\"\nsecret_sha256 = \"{}\"\nmax_ttl_seconds = 600\n",
+        "0".repeat(64)
+    );
+    std::io::Write::write_all(&mut config, toml.as_bytes()).expect("write");
+    let path = config.path().to_str().expect("utf-8");
+    let out = tessera(&["--config", path, "check-config"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("warning"), "{stderr}");
+    assert!(stderr.contains("clients[0].max_ttl_seconds"), "{stderr}");
+}
+
+#[test]
 fn a_missing_config_file_is_named() {
     let out = tessera(
         &["--config", "/nonexistent/tessera.toml", "check-config"],

@@ -6,7 +6,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn both_discovery_documents_describe_the_server() {
-    let app = spawn_app_with(|s| s.issuer = "https://sts.example.com/".into()).await;
+    let app = spawn_app_with(|s| s.issuer = "https://sts.example.com/".parse().expect("url")).await;
     let mut docs = Vec::new();
     for path in [
         "/.well-known/oauth-authorization-server",
@@ -45,7 +45,7 @@ async fn both_discovery_documents_describe_the_server() {
 
 #[tokio::test]
 async fn tokens_carry_the_issuer_that_discovery_announces() {
-    let app = spawn_app_with(|s| s.issuer = "https://sts.example.com".into()).await;
+    let app = spawn_app_with(|s| s.issuer = "https://sts.example.com".parse().expect("url")).await;
     let jwt = app.token_for(Some(USER_SESSION)).await;
     let claims = app.verify(&jwt, "product-catalog").await;
     assert_eq!(claims["iss"], "https://sts.example.com");

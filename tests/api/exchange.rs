@@ -136,13 +136,12 @@ async fn anonymous_exchange_yields_an_anonymous_token_without_sid() {
 async fn anonymous_exchange_is_unauthorized_client_without_allow_anonymous() {
     let app = spawn_app().await;
     let response = app
-        .http
-        .post(app.url("/exchange"))
-        .basic_auth(STRICT_CLIENT_ID, Some(STRICT_CLIENT_SECRET))
-        .json(&json!({"audience": "product-inventory"}))
-        .send()
-        .await
-        .expect("request");
+        .exchange_as(
+            STRICT_CLIENT_ID,
+            STRICT_CLIENT_SECRET,
+            json!({"audience": "product-inventory"}),
+        )
+        .await;
     assert_oauth_error(response, 400, "unauthorized_client").await;
 }
 
@@ -197,13 +196,12 @@ async fn audience_and_scope_outside_the_client_grant_are_refused() {
 
     // A client without default_audience must name one.
     let response = app
-        .http
-        .post(app.url("/exchange"))
-        .basic_auth(STRICT_CLIENT_ID, Some(STRICT_CLIENT_SECRET))
-        .json(&json!({"subject_token": ADMIN_SESSION}))
-        .send()
-        .await
-        .expect("request");
+        .exchange_as(
+            STRICT_CLIENT_ID,
+            STRICT_CLIENT_SECRET,
+            json!({"subject_token": ADMIN_SESSION}),
+        )
+        .await;
     assert_oauth_error(response, 400, "invalid_target").await;
 }
 
@@ -211,13 +209,12 @@ async fn audience_and_scope_outside_the_client_grant_are_refused() {
 async fn ttl_is_capped_by_the_client_maximum() {
     let app = spawn_app().await;
     let response = app
-        .http
-        .post(app.url("/exchange"))
-        .basic_auth(STRICT_CLIENT_ID, Some(STRICT_CLIENT_SECRET))
-        .json(&json!({"subject_token": USER_SESSION, "audience": "product-inventory"}))
-        .send()
-        .await
-        .expect("request");
+        .exchange_as(
+            STRICT_CLIENT_ID,
+            STRICT_CLIENT_SECRET,
+            json!({"subject_token": USER_SESSION, "audience": "product-inventory"}),
+        )
+        .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["expires_in"], 120);
@@ -364,13 +361,12 @@ async fn a_client_over_its_rate_limit_gets_slow_down_with_retry_after() {
     assert_oauth_error(response, 429, "slow_down").await;
     // Other clients are not affected.
     let response = app
-        .http
-        .post(app.url("/exchange"))
-        .basic_auth(STRICT_CLIENT_ID, Some(STRICT_CLIENT_SECRET))
-        .json(&json!({"subject_token": USER_SESSION, "audience": "product-inventory"}))
-        .send()
-        .await
-        .expect("request");
+        .exchange_as(
+            STRICT_CLIENT_ID,
+            STRICT_CLIENT_SECRET,
+            json!({"subject_token": USER_SESSION, "audience": "product-inventory"}),
+        )
+        .await;
     assert_eq!(response.status(), 200);
 }
 

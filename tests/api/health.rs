@@ -49,3 +49,39 @@ async fn metrics_count_requests_exchanges_and_key_age_in_prometheus_format() {
         assert!(text.contains(expected), "{expected} missing in:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn readyz_names_the_redis_that_is_down_by_address_never_by_password() {
+    let (denylist_port, sessions_port) = (closed_port(), closed_port());
+    let app = spawn_app_with(|s| {
+        s.denylist.backend = tessera::config::DenylistBackend::Redis;
+        s.redis.url = redis_url(&format!("redis://:hunter2@127.0.0.1:{denylist_port}/0"));
+        s.redis.timeout_ms = 200;
+        s.sessions.backend = tessera::config::SessionBackendKind::Redis;
+        s.sessions.redis.url =
+            redis_url(&format!("redis://user:swordfish@127.0.0.1:{sessions_port}"));
+        s.sessions.redis.timeout_ms = 200;
+        for (claim, pointer) in [("sub", "/user/id"), ("roles", "/user/roles")] {
+            s.sessions.claims.insert(claim.into(), pointer.into());
+        }
+    })
+    .await;
+    let (status, body) = app.readiness().await;
+    assert_eq!(status, 503);
+    assert_eq!(body["checks"]["keys"], "ok");
+    assert_eq!(
+        body["checks"]["denylist"],
+        format!("error: redis 127.0.0.1:{denylist_port}: connection refused"),
+        "{body}"
+    );
+    assert_eq!(
+        body["checks"]["sessions"],
+        format!("error: redis 127.0.0.1:{sessions_port}: connection refused"),
+        "{body}"
+    );
+    let text = body.to_string();
+    assert!(
+        !text.contains("hunter2") && !text.contains("swordfish"),
+        "{text}"
+    );
+}

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::Value;
-use tessera::clients::hash_secret;
-use tessera::config::{ClientSettings, Settings, StaticSessionSettings};
+use tessera::config::{ClientSettings, RedisUrl, Settings, Sha256, StaticSessionSettings};
 use tessera::http::Application;
 use tessera::infra::clock::{Clock, SystemClock};
 
@@ -33,18 +32,18 @@ pub struct TestApp {
 /// Settings of a test server: two clients, two static sessions, keys under `keys_dir`.
 pub fn test_settings(keys_dir: &Path) -> Settings {
     let mut s = Settings::default();
-    s.server.listen = "127.0.0.1:0".into();
+    s.server.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     s.server.workers = 1;
     s.keys.dir = keys_dir.to_owned();
     // Rotation only by hand, so no scheduled key appears in the middle of a test; the
     // schedule has tests of its own.
     s.keys.rotation_interval_seconds = 0;
     s.log.level = "warn".into();
-    s.admin.token_sha256 = hash_secret(ADMIN_TOKEN);
+    s.admin.token_sha256 = Some(Sha256::of_secret(ADMIN_TOKEN));
     s.clients = vec![
         ClientSettings {
             id: CLIENT_ID.into(),
-            secret_sha256: hash_secret(CLIENT_SECRET),
+            secret_sha256: vec![Sha256::of_secret(CLIENT_SECRET)],
             allowed_audiences: vec!["product-catalog".into(), "product-inventory".into()],
             default_audience: Some("product-catalog".into()),
             allow_anonymous: true,
@@ -55,7 +54,7 @@ pub fn test_settings(keys_dir: &Path) -> Settings {
         },
         ClientSettings {
             id: STRICT_CLIENT_ID.into(),
-            secret_sha256: hash_secret(STRICT_CLIENT_SECRET),
+            secret_sha256: vec![Sha256::of_secret(STRICT_CLIENT_SECRET)],
             allowed_audiences: vec!["product-inventory".into()],
             default_audience: None,
             allow_anonymous: false,
@@ -85,6 +84,19 @@ pub fn test_settings(keys_dir: &Path) -> Settings {
         },
     ];
     s
+}
+
+/// A port nobody listens on (bound once, then released).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A Redis URL of a test's setup.
+pub fn redis_url(url: &str) -> RedisUrl {
+    url.parse().expect("a redis:// URL")
 }
 
 /// Puts the pre-generated fixture key into `dir` as the active key (generating keys in
@@ -196,9 +208,14 @@ impl TestApp {
 
     /// `POST /exchange` with a JSON body, authenticated as the test gateway.
     pub async fn exchange_json(&self, body: Value) -> reqwest::Response {
+        self.exchange_as(CLIENT_ID, CLIENT_SECRET, body).await
+    }
+
+    /// `POST /exchange` with a JSON body, authenticated by Basic as `id`:`secret`.
+    pub async fn exchange_as(&self, id: &str, secret: &str, body: Value) -> reqwest::Response {
         self.http
             .post(self.url("/exchange"))
-            .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+            .basic_auth(id, Some(secret))
             .json(&body)
             .send()
             .await

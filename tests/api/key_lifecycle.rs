@@ -33,9 +33,9 @@ fn unique_schema() -> String {
 fn on_postgres(schema: String) -> impl Fn(&mut Settings) + Clone {
     move |s: &mut Settings| {
         s.keys.store = KeyStoreKind::Postgres;
-        s.keys.database_url = pg_url();
+        s.keys.database_url = pg_url().parse().expect("a postgres URL");
         s.keys.database_schema = schema.clone();
-        s.keys.encryption_key = KEK.into();
+        s.keys.encryption_key = KEK.parse().ok();
         s.keys.reload_interval_seconds = 1;
     }
 }
@@ -259,7 +259,7 @@ async fn private_keys_are_sealed_in_the_database_and_need_the_kek() {
     for (kek, expected) in [("", "keys.encryption_key"), (OTHER_KEK, "KEK")] {
         let mut settings = test_settings(dir.path());
         on_postgres(schema.clone())(&mut settings);
-        settings.keys.encryption_key = kek.into();
+        settings.keys.encryption_key = kek.parse().ok();
         let result = tessera::http::Application::build(settings).await;
         let message = format!("{:#}", result.err().expect("start refused"));
         assert!(message.contains(expected), "{message}");

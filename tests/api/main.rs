@@ -1,6 +1,7 @@
 //! The one integration test binary: the real server on a free port, real HTTP.
 
 mod cli;
+mod clients;
 mod discovery;
 mod exchange;
 mod health;

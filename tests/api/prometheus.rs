@@ -53,7 +53,7 @@ async fn the_key_and_backend_series_the_alerts_select_exist_from_start_up() {
 
 fn observed(s: &mut Settings, redis_url: String) {
     s.denylist.backend = DenylistBackend::Redis;
-    s.redis.url = redis_url;
+    s.redis.url = crate::helpers::redis_url(&redis_url);
     s.redis.key_prefix = unique_prefix();
     s.redis.timeout_ms = 200;
     s.clients[1].rate_limit_per_second = 1;

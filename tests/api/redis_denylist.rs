@@ -12,7 +12,7 @@ use crate::redis_support::*;
 fn on_redis(url: String, prefix: String) -> impl FnOnce(&mut Settings) {
     move |s| {
         s.denylist.backend = DenylistBackend::Redis;
-        s.redis.url = url;
+        s.redis.url = redis_url(&url);
         s.redis.key_prefix = prefix;
     }
 }

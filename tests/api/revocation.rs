@@ -25,13 +25,13 @@ impl Backend {
             Self::Memory => {}
             Self::Redis(url) => {
                 s.denylist.backend = DenylistBackend::Redis;
-                s.redis.url = url.clone();
+                s.redis.url = redis_url(url);
                 s.redis.key_prefix = prefix.to_owned();
             }
             Self::Cluster(nodes) => {
                 s.denylist.backend = DenylistBackend::Redis;
                 s.redis.cluster = true;
-                s.redis.nodes = nodes.clone();
+                s.redis.nodes = nodes.iter().map(|n| redis_url(n)).collect();
                 s.redis.key_prefix = prefix.to_owned();
             }
         }
@@ -273,7 +273,7 @@ async fn the_admin_api_needs_the_admin_token_and_one_target() {
         assert_oauth_error(response, 400, "invalid_request").await;
     }
 
-    let disabled = spawn_app_with(|s| s.admin.token_sha256 = String::new()).await;
+    let disabled = spawn_app_with(|s| s.admin.token_sha256 = None).await;
     let response = disabled.admin_revoke(body).await;
     assert_oauth_error(response, 401, "invalid_token").await;
 }

@@ -116,10 +116,11 @@ fn configure(url: String, mode: HttpSessionMode) -> impl FnOnce(&mut Settings) {
         s.sessions.backend = SessionBackendKind::Http;
         let h = &mut s.sessions.http;
         h.mode = mode;
-        h.url = match mode {
+        let endpoint = match mode {
             HttpSessionMode::Introspection => format!("{url}/oauth2/introspect"),
             HttpSessionMode::Userinfo => format!("{url}/userinfo"),
         };
+        h.url = Some(endpoint.parse().expect("an http URL"));
         h.client_id = LEGACY_ID.into();
         h.client_secret = LEGACY_SECRET.into();
         h.timeout_ms = 1000;
@@ -220,11 +221,7 @@ async fn upstream_failures_are_503_never_invalid_grant() {
     assert_oauth_error(response, 503, "temporarily_unavailable").await;
 
     // Nobody listening.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = closed_port();
     let refused = spawn_app_with(configure(
         format!("http://127.0.0.1:{port}"),
         HttpSessionMode::Introspection,
@@ -236,7 +233,25 @@ async fn upstream_failures_are_503_never_invalid_grant() {
     assert_oauth_error(response, 503, "temporarily_unavailable").await;
     let (status, body) = refused.readiness().await;
     assert_eq!(status, 503);
-    assert_eq!(body["checks"]["sessions"], "error: connection refused");
+    assert_eq!(
+        body["checks"]["sessions"],
+        format!("error: http 127.0.0.1:{port}: connection refused")
+    );
+}
+
+/// `n` exchanges of `token` at once, each answered 200.
+async fn exchange_concurrently(app: &Arc<TestApp>, token: &'static str, n: usize) {
+    let exchanges = (0..n).map(|_| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            app.exchange_json(json!({"subject_token": token}))
+                .await
+                .status()
+        })
+    });
+    for result in futures_util::future::join_all(exchanges).await {
+        assert_eq!(result.expect("task"), 200);
+    }
 }
 
 #[tokio::test]
@@ -249,18 +264,24 @@ async fn concurrent_exchanges_of_one_token_make_one_upstream_call() {
         ))
         .await,
     );
-    let exchanges = (0..20).map(|_| {
-        let app = app.clone();
-        tokio::spawn(async move {
-            app.exchange_json(json!({"subject_token": "slow-carol"}))
-                .await
-                .status()
-        })
-    });
-    for result in futures_util::future::join_all(exchanges).await {
-        assert_eq!(result.expect("task"), 200);
-    }
+    exchange_concurrently(&app, "slow-carol", 20).await;
     assert_eq!(legacy.calls.load(Ordering::SeqCst), 1, "single-flight");
+}
+
+#[tokio::test]
+async fn without_a_cache_concurrent_exchanges_still_make_one_upstream_call() {
+    let legacy = start_legacy().await;
+    let app = Arc::new(
+        spawn_app_with(|s| {
+            configure(legacy.url.clone(), HttpSessionMode::Introspection)(s);
+            s.sessions.http.cache_seconds = 0;
+        })
+        .await,
+    );
+    exchange_concurrently(&app, "slow-carol", 20).await;
+    assert_eq!(legacy.calls.load(Ordering::SeqCst), 1, "single-flight");
+    app.token_for(Some("slow-carol")).await;
+    assert_eq!(legacy.calls.load(Ordering::SeqCst), 2, "nothing cached");
 }
 
 #[tokio::test]

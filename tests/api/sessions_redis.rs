@@ -43,7 +43,7 @@ impl Store {
         let (url, prefix) = (self.url.clone(), self.prefix.clone());
         move |s| {
             s.sessions.backend = SessionBackendKind::Redis;
-            s.sessions.redis.url = url;
+            s.sessions.redis.url = redis_url(&url);
             s.sessions.redis.key_prefix = prefix;
             s.sessions.redis.cookie_secrets =
                 vec!["a rotated-in secret".into(), "keyboard cat".into()];

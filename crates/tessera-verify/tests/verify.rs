@@ -258,17 +258,17 @@ async fn tessera() -> (String, tempfile::TempDir) {
         .port();
     let url = format!("http://127.0.0.1:{port}");
     let mut s = tessera::config::Settings {
-        issuer: url.clone(),
+        issuer: url.parse().expect("issuer URL"),
         ..Default::default()
     };
-    s.server.listen = format!("127.0.0.1:{port}");
+    s.server.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     s.server.workers = 1;
     s.keys.dir = keys;
     s.keys.rotation_interval_seconds = 0;
     s.log.level = "warn".into();
     s.clients.push(tessera::config::ClientSettings {
         id: "gw".into(),
-        secret_sha256: tessera::clients::hash_secret("gw-secret"),
+        secret_sha256: vec![tessera::config::Sha256::of_secret("gw-secret")],
         allowed_audiences: vec!["product-inventory".into()],
         default_audience: Some("product-inventory".into()),
         allow_anonymous: true,

@@ -51,8 +51,8 @@ async fn start() -> Shop {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/demo.toml");
     let mut s = tessera::config::Settings::load(Some(std::path::Path::new(path)), &[])
         .expect("demo config");
-    s.issuer = tessera.clone();
-    s.server.listen = format!("127.0.0.1:{port}");
+    s.issuer = tessera.parse().expect("issuer URL");
+    s.server.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     s.server.workers = 1;
     s.keys.dir = keys;
     s.keys.rotation_interval_seconds = 0;
@@ -60,7 +60,7 @@ async fn start() -> Shop {
     s.keys.publish_lead_seconds = 2;
     s.jwks.max_age_seconds = 1;
     s.log.level = "warn".into();
-    s.admin.token_sha256 = tessera::clients::hash_secret(ADMIN_TOKEN);
+    s.admin.token_sha256 = Some(tessera::config::Sha256::of_secret(ADMIN_TOKEN));
     let app = tessera::http::Application::build(s).await.expect("tessera");
     tokio::spawn(app.run_until_stopped());
 

@@ -25,7 +25,7 @@ pub struct Readiness {
     /// `ready` or `unavailable`.
     #[schema(example = "ready")]
     pub status: &'static str,
-    /// One entry per configured part: `ok` or `error: <reason>`.
+    /// One entry per configured part: `ok` or `error: <backend> <address>: <reason>`.
     #[schema(example = json!({"keys": "ok"}))]
     pub checks: BTreeMap<&'static str, String>,
 }

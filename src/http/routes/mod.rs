@@ -13,7 +13,7 @@ pub mod revoke;
 use actix_web::{HttpMessage, HttpRequest, Resource, web};
 use futures_util::StreamExt as _;
 
-use crate::clients::{Client, PresentedCredentials};
+use crate::clients::{Client, ClientError, PresentedCredentials};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 
@@ -101,7 +101,7 @@ pub(crate) fn authenticate_client<'s>(
     if let (Some(limiter), Some(ip)) = (&state.auth_failures, address) {
         limiter
             .check(ip, now)
-            .map_err(|wait| slow_down("auth_failures", wait))?;
+            .map_err(|wait| crate::clients::rate_limited("auth_failures", wait))?;
     }
     let client = state
         .clients
@@ -114,23 +114,14 @@ pub(crate) fn authenticate_client<'s>(
             post_secret,
         })
         .inspect_err(|e| {
-            if let (ApiError::InvalidClient, Some(limiter), Some(ip)) =
+            if let (ClientError::InvalidClient, Some(limiter), Some(ip)) =
                 (e, &state.auth_failures, address)
             {
                 limiter.failed(ip, now);
             }
         })?;
-    if let Some(limiter) = &client.limiter {
-        limiter
-            .acquire(now)
-            .map_err(|wait| slow_down("client", wait))?;
-    }
+    client.admit()?;
     Ok(client)
-}
-
-fn slow_down(limit: &'static str, retry_after: u64) -> ApiError {
-    ::metrics::counter!(crate::infra::metrics::RATE_LIMITED, "limit" => limit).increment(1);
-    ApiError::SlowDown { retry_after }
 }
 
 /// The RFC 7009 / RFC 7662 request body: `token=…` (+ `token_type_hint`, credentials).

@@ -414,7 +414,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let kid = import_pem(dir.path(), PEM, 1).expect("import");
         let settings = crate::config::KeySettings {
-            encryption_key: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into(),
+            encryption_key: Some(
+                "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+                    .parse()
+                    .expect("kek"),
+            ),
             ..crate::config::KeySettings::default()
         };
         let kek = Arc::new(KekRing::from_settings(&settings).expect("kek"));
