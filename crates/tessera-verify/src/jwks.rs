@@ -159,9 +159,14 @@ impl Source {
         let source = self.clone();
         let flight = async move { source.fetch().await }.boxed().shared();
         slot.current = Some((id, flight.clone()));
-        let (source, task) = (self.clone(), flight.clone());
+        drop(slot); // ClearSlot takes this lock, even if the task is dropped at once
+        let clear = ClearSlot {
+            source: self.clone(),
+            id,
+        };
+        let task = flight.clone();
         runtime.spawn(async move {
-            let _clear = ClearSlot { source, id };
+            let _clear = clear;
             let _ = task.await;
         });
         Some(flight)
@@ -225,7 +230,7 @@ impl Source {
 }
 
 /// Empties the in-flight slot when its fetch task ends — also when the task is dropped
-/// with its runtime, so a dead fetch never blocks the next one.
+/// with its runtime (polled or not), so a dead fetch never blocks the next one.
 struct ClearSlot {
     source: Arc<Source>,
     id: u64,
