@@ -26,7 +26,7 @@ const MAX_MAX_AGE: Duration = Duration::from_secs(3600);
 /// After a failed fetch, the stale set is used this long before trying again.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
-type Keys = Arc<HashMap<String, DecodingKey>>;
+type Keys = Arc<HashMap<String, Arc<DecodingKey>>>;
 type Flight = Shared<BoxFuture<'static, Result<(), FetchError>>>;
 
 #[derive(Default)]
@@ -92,7 +92,7 @@ impl JwksCache {
 
     /// The key for `kid`: from the cache when the set has it (refreshing a stale set in
     /// the background), else after one (joined or new) fetch.
-    pub(crate) async fn key(&self, kid: &str) -> Result<DecodingKey, VerifyError> {
+    pub(crate) async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, VerifyError> {
         let (key, due) = {
             let state = self.source.read();
             let key = state.keys.as_ref().and_then(|keys| keys.get(kid).cloned());
@@ -247,7 +247,7 @@ impl Drop for ClearSlot {
 
 /// The usable keys of a JWKS: RSA signature keys with a `kid`. A key the library cannot
 /// read is skipped rather than failing the whole set.
-fn parse(body: &[u8]) -> Result<HashMap<String, DecodingKey>, serde_json::Error> {
+fn parse(body: &[u8]) -> Result<HashMap<String, Arc<DecodingKey>>, serde_json::Error> {
     #[derive(serde::Deserialize)]
     struct Set {
         keys: Vec<serde_json::Value>,
@@ -274,7 +274,7 @@ fn parse(body: &[u8]) -> Result<HashMap<String, DecodingKey>, serde_json::Error>
         .filter_map(|jwk| {
             Some((
                 jwk.common.key_id.clone()?,
-                DecodingKey::from_jwk(&jwk).ok()?,
+                Arc::new(DecodingKey::from_jwk(&jwk).ok()?),
             ))
         })
         .collect())

@@ -126,11 +126,18 @@ impl Verifier {
         }
         let kid = header.kid.ok_or(VerifyError::NoKeyId)?;
         let key = self.inner.jwks.key(&kid).await?;
-        // Signature and registered claims first, so the reason is precise (expired, wrong
-        // audience …) whatever `C` is; then the claims as `C`.
-        jsonwebtoken::decode::<IgnoredAny>(token, &key, &self.inner.validation)
-            .map_err(|e| error::from_jwt(&e))?;
-        let claims = payload(token)?;
+        let claims = match jsonwebtoken::decode::<C>(token, &key, &self.inner.validation) {
+            Ok(data) => data.claims,
+            // jsonwebtoken reads the claims as `C` before it validates them: when they do
+            // not fit, validate alone so the reason stays precise (expired, wrong
+            // audience …), and only then blame the type.
+            Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::Json(_)) => {
+                jsonwebtoken::decode::<IgnoredAny>(token, &key, &self.inner.validation)
+                    .map_err(|e| error::from_jwt(&e))?;
+                return Err(payload::<C>(token).err().unwrap_or(VerifyError::Malformed));
+            }
+            Err(e) => return Err(error::from_jwt(&e)),
+        };
         if let Some(introspector) = &self.inner.introspector {
             introspector.check(token).await?;
         }
@@ -157,7 +164,8 @@ impl Verifier {
     }
 }
 
-/// The claims of a token whose signature has been checked.
+/// The claims of a token whose signature has been checked, as `C` (here: for the reason
+/// they do not fit).
 fn payload<C: DeserializeOwned>(token: &str) -> Result<C, VerifyError> {
     use base64::Engine as _;
     let part = token.split('.').nth(1).ok_or(VerifyError::Malformed)?;
