@@ -5,9 +5,9 @@
 
 use serde::Deserialize;
 
-use super::claims::is_scope_token;
 use super::types::Sha256;
 use super::{ConfigError, invalid};
+use tessera_claims::is_scope_token;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]

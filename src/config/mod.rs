@@ -6,7 +6,6 @@
 //! secrets), never re-checked as strings later. Each section validates itself; the rules
 //! that span sections are here. This module imports nothing else of the crate.
 
-mod claims;
 mod clients;
 mod keys;
 mod redis;
@@ -23,7 +22,6 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-pub use claims::{RESERVED_CLAIMS, is_scope_token};
 pub use clients::{AdminSettings, ClientSettings};
 pub use keys::{KeySettings, KeyStoreKind};
 pub use redis::{DenylistBackend, DenylistSettings, RedisSettings};

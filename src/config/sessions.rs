@@ -11,10 +11,10 @@ use std::path::PathBuf;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
-use super::claims::RESERVED_CLAIMS;
 use super::redis::{check_timeout, local_redis};
 use super::urls::RedisUrl;
 use super::{ConfigError, check_nonzero, invalid};
+use tessera_claims::RESERVED_CLAIMS;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

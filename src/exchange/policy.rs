@@ -33,7 +33,7 @@ pub fn grant_scope(client: &Client, asked: Option<&str>) -> Result<Option<String
     let Some(asked) = asked else { return Ok(None) };
     let mut granted: Vec<&str> = Vec::new();
     for token in asked.split(' ').filter(|t| !t.is_empty()) {
-        if !crate::config::is_scope_token(token) || !client.scopes.iter().any(|s| s == token) {
+        if !tessera_claims::is_scope_token(token) || !client.scopes.iter().any(|s| s == token) {
             return Err(ExchangeError::ScopeNotAllowed);
         }
         if !granted.contains(&token) {

@@ -113,7 +113,6 @@ impl RedisClient {
         timeout: Duration,
         ca_pem: Option<&[u8]>,
     ) -> Result<Self, RedisUnavailable> {
-        ensure_crypto_provider();
         let target = url.address().to_owned();
         let fail = |e: redis::RedisError| RedisUnavailable {
             target: target.clone(),
@@ -142,7 +141,6 @@ impl RedisClient {
         timeout: Duration,
         ca_pem: Option<&[u8]>,
     ) -> Result<Self, RedisUnavailable> {
-        ensure_crypto_provider();
         let seeds = nodes
             .iter()
             .map(RedisUrl::address)
@@ -253,12 +251,6 @@ impl RedisClient {
             Err(self.unavailable("unexpected PING answer"))
         }
     }
-}
-
-/// rustls needs one process-wide crypto provider; we use aws-lc-rs, as the signer does.
-/// Installing is idempotent: a provider installed earlier stays.
-fn ensure_crypto_provider() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 fn tls_roots(ca_pem: &[u8]) -> redis::TlsCertificates {

@@ -76,7 +76,6 @@ impl HttpSessions {
             .clone()
             .ok_or_else(|| anyhow::anyhow!("sessions.http.url is not set"))?;
         let timeout = Duration::from_millis(settings.timeout_ms);
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)

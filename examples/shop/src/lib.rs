@@ -6,7 +6,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
-use tessera_verify::{Claims, RequireToken, Verifier};
+use tessera_verify::{RequireToken, Verified, Verifier};
 
 /// `product-catalog`: `GET /products/{id}` for anyone the gateway vouches for.
 pub fn catalog(verifier: Verifier) -> impl FnOnce(&mut web::ServiceConfig) {
@@ -14,15 +14,15 @@ pub fn catalog(verifier: Verifier) -> impl FnOnce(&mut web::ServiceConfig) {
         cfg.service(
             web::resource("/products/{id}")
                 .wrap(RequireToken::new(verifier))
-                .route(
-                    web::get().to(|id: web::Path<u32>, claims: Claims| async move {
+                .route(web::get().to(
+                    |id: web::Path<u32>, Verified(claims): Verified| async move {
                         HttpResponse::Ok().json(json!({
                             "product": {"id": *id, "name": "espresso beans", "price": 12.5},
                             "viewer": claims.sub,
                             "via": claims.act.map(|a| a.sub),
                         }))
-                    }),
-                ),
+                    },
+                )),
         );
     }
 }
@@ -33,16 +33,16 @@ pub fn inventory(verifier: Verifier) -> impl FnOnce(&mut web::ServiceConfig) {
         cfg.service(
             web::resource("/branches/{id}/products")
                 .wrap(RequireToken::new(verifier).role("admin"))
-                .route(
-                    web::get().to(|id: web::Path<u32>, claims: Claims| async move {
+                .route(web::get().to(
+                    |id: web::Path<u32>, Verified(claims): Verified| async move {
                         HttpResponse::Ok().json(json!({
                             "branch": *id,
                             "products": [{"id": 1, "name": "espresso beans", "stock": 12}],
                             "user": claims.sub,
                             "email": claims.extra.get("email"),
                         }))
-                    }),
-                ),
+                    },
+                )),
         );
     }
 }
