@@ -9,7 +9,8 @@
 pub mod limits;
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -58,6 +59,56 @@ pub struct Client {
     pub ttl_seconds: u64,
     /// `rate_limit_per_second` / `rate_limit_burst`; `None` = unlimited.
     pub limiter: Option<crate::clients::limits::Limiter>,
+}
+
+/// Client authentication with its limits: the registry, the per-address failure limiter
+/// and each client's own rate limit. What every client-authenticated endpoint calls.
+#[derive(Debug, Default)]
+pub struct Clients {
+    registry: ClientRegistry,
+    /// Authentication failures per source address; `None` = unlimited.
+    failures: Option<limits::FailureLimiter>,
+}
+
+impl Clients {
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            registry: ClientRegistry::from_settings(settings),
+            failures: limits::Rate::new(
+                settings.server.auth_failures_per_second,
+                settings.server.auth_failures_burst,
+            )
+            .map(limits::FailureLimiter::new),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.registry.is_empty()
+    }
+
+    /// Authenticates the caller coming from `peer`, then takes one request from its rate
+    /// limit. An address that failed too often is refused before its credentials are even
+    /// checked; only `invalid_client` is charged to it.
+    pub fn authenticate(
+        &self,
+        presented: &PresentedCredentials<'_>,
+        peer: Option<IpAddr>,
+    ) -> Result<&Client, ClientError> {
+        let now = Instant::now();
+        let limited = self.failures.as_ref().zip(peer);
+        if let Some((limiter, ip)) = limited {
+            limiter
+                .check(ip, now)
+                .map_err(|wait| rate_limited("auth_failures", wait))?;
+        }
+        let client = self.registry.authenticate(presented).inspect_err(|e| {
+            if let (ClientError::InvalidClient, Some((limiter, ip))) = (e, limited) {
+                limiter.failed(ip, now);
+            }
+        })?;
+        client.admit()?;
+        Ok(client)
+    }
 }
 
 #[derive(Debug, Default)]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde_json::Map;
 
-use crate::clients::Client;
+use crate::clients::{Client, ClientError, Clients, PresentedCredentials};
 use crate::denylist::{Denylist as _, DenylistStore};
 use crate::infra::clock::{Clock, UnixTime};
 use crate::infra::redis::RedisUnavailable;
@@ -83,6 +83,7 @@ pub enum ExchangeError {
 
 /// The exchange and everything it needs, wired once at start-up.
 pub struct Exchanger {
+    clients: Arc<Clients>,
     sessions: Arc<SessionBackend>,
     denylist: Arc<DenylistStore>,
     keys: Arc<KeyService>,
@@ -103,6 +104,7 @@ impl std::fmt::Debug for Exchanger {
 
 impl Exchanger {
     pub fn new(
+        clients: Arc<Clients>,
         sessions: Arc<SessionBackend>,
         denylist: Arc<DenylistStore>,
         keys: Arc<KeyService>,
@@ -111,6 +113,7 @@ impl Exchanger {
         anonymous_roles: Vec<String>,
     ) -> Self {
         Self {
+            clients,
             sessions,
             denylist,
             keys,
@@ -126,7 +129,17 @@ impl Exchanger {
         self.sessions.name()
     }
 
-    /// Exchanges for `client` (already authenticated): the whole hot path.
+    /// The first step of every exchange: the gateway's credentials (from whichever header
+    /// its front end uses), its address's failure limit and its own rate limit.
+    pub fn authenticate(
+        &self,
+        presented: &PresentedCredentials<'_>,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<&Client, ClientError> {
+        self.clients.authenticate(presented, peer)
+    }
+
+    /// Exchanges for `client` (authenticated by [`Self::authenticate`]): the whole hot path.
     pub async fn exchange(
         &self,
         client: &Client,
@@ -225,7 +238,7 @@ impl Exchanger {
         let started = std::time::Instant::now();
         let resolved = self.sessions.resolve(token, now).await;
         // A refusal is an answer, not a backend error.
-        let failed = matches!(resolved, Err(SessionError::Unavailable(_)));
+        let failed = matches!(resolved, Err(SessionError::Unavailable { .. }));
         crate::infra::metrics::record_backend(self.sessions.name(), started, failed);
         Ok(resolved?)
     }

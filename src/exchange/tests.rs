@@ -63,6 +63,7 @@ async fn fixture(adjust: impl FnOnce(&mut Settings)) -> Fixture {
     let denylist = Arc::new(DenylistStore::from_settings(&s).expect("denylist"));
     let sessions = Arc::new(SessionBackend::from_settings(&s).expect("sessions"));
     let exchanger = Exchanger::new(
+        Arc::new(crate::clients::Clients::from_settings(&s)),
         sessions,
         denylist.clone(),
         keys,
@@ -217,7 +218,7 @@ async fn a_session_backend_that_cannot_answer_is_unavailable_not_a_refusal() {
     .await;
     assert!(matches!(
         f.exchanger.exchange(&f.client, session(SESSION)).await,
-        Err(ExchangeError::Session(SessionError::Unavailable(_)))
+        Err(ExchangeError::Session(SessionError::Unavailable { .. }))
     ));
 }
 

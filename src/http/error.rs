@@ -247,7 +247,7 @@ impl From<SessionError> for ApiError {
     fn from(e: SessionError) -> Self {
         match e {
             SessionError::Rejected => Self::described(Self::InvalidGrant, &e),
-            SessionError::Unavailable(reason) => Self::unavailable(Backend::Sessions, reason),
+            SessionError::Unavailable { .. } => Self::unavailable(Backend::Sessions, e),
         }
     }
 }

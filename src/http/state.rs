@@ -7,8 +7,7 @@ use std::sync::atomic::AtomicBool;
 use actix_web::http::header::HeaderValue;
 use bytes::Bytes;
 
-use crate::clients::ClientRegistry;
-use crate::clients::limits::{FailureLimiter, Rate};
+use crate::clients::Clients;
 use crate::config::Settings;
 use crate::denylist::DenylistStore;
 use crate::exchange::Exchanger;
@@ -23,7 +22,7 @@ use crate::tokens::TokenIssuer;
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub keys: Arc<KeyService>,
-    pub clients: ClientRegistry,
+    pub clients: Arc<Clients>,
     pub exchanger: Exchanger,
     pub revocations: Arc<Revocations>,
     pub introspection: Introspection,
@@ -36,8 +35,6 @@ pub struct AppState {
     pub jwks_cache_control: HeaderValue,
     /// SHA-256 of the admin token; `None`: the admin API is disabled.
     pub admin_token_sha256: Option<[u8; 32]>,
-    /// Authentication failures per source address; `None` = unlimited.
-    pub auth_failures: Option<FailureLimiter>,
     /// Renders `/metrics`.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub clock: Arc<dyn Clock>,
@@ -48,6 +45,7 @@ impl AppState {
         let keys = Arc::new(KeyService::open(&settings, clock.clone()).await?);
         let sessions = Arc::new(SessionBackend::from_settings(&settings)?);
         let denylist = Arc::new(DenylistStore::from_settings(&settings)?);
+        let clients = Arc::new(Clients::from_settings(&settings));
         let issuer = TokenIssuer::new(&settings.issuer, settings.token.clock_skew_seconds);
         let revocations = Arc::new(Revocations::new(
             denylist.clone(),
@@ -58,8 +56,9 @@ impl AppState {
         let metadata = super::routes::discovery::Metadata::for_issuer(&settings.issuer);
         let cache_control = format!("public, max-age={}", settings.jwks.max_age_seconds);
         Ok(Self {
-            clients: ClientRegistry::from_settings(&settings),
+            clients: clients.clone(),
             exchanger: Exchanger::new(
+                clients,
                 sessions.clone(),
                 denylist.clone(),
                 keys.clone(),
@@ -85,11 +84,6 @@ impl AppState {
             openapi_json: Bytes::from(super::openapi::document()),
             jwks_cache_control: HeaderValue::from_str(&cache_control)?,
             metrics: crate::infra::metrics::handle(),
-            auth_failures: Rate::new(
-                settings.server.auth_failures_per_second,
-                settings.server.auth_failures_burst,
-            )
-            .map(FailureLimiter::new),
             admin_token_sha256: settings.admin.token_sha256.map(|h| *h.as_bytes()),
             settings: Arc::new(settings),
             keys,

@@ -140,7 +140,7 @@ impl HttpSessions {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| unavailable(describe(&e)))?;
+            .map_err(failed)?;
         let status = response.status();
         match (self.mode, status.as_u16()) {
             (_, 200) => {}
@@ -174,8 +174,13 @@ impl HttpSessions {
     }
 }
 
-fn unavailable(reason: impl Into<String>) -> SessionError {
-    SessionError::Unavailable(reason.into())
+fn unavailable(reason: impl Into<std::borrow::Cow<'static, str>>) -> SessionError {
+    SessionError::unavailable(reason, None)
+}
+
+/// The upstream call failed: its reason, with the error (without its URL) as the cause.
+fn failed(e: reqwest::Error) -> SessionError {
+    SessionError::unavailable(describe(&e), Some(Arc::new(e.without_url())))
 }
 
 /// A reason without the URL's query or credentials.
@@ -191,11 +196,7 @@ fn describe(e: &reqwest::Error) -> String {
 
 async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, SessionError> {
     let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| unavailable(describe(&e)))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(failed)? {
         if body.len() + chunk.len() > MAX_BODY {
             return Err(unavailable("upstream answer too large"));
         }

@@ -9,6 +9,7 @@ mod http;
 mod redis;
 mod static_;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -62,9 +63,27 @@ pub enum SessionError {
     /// The token is unknown, expired or refused: `invalid_grant`.
     #[error("the session token is unknown, expired or revoked")]
     Rejected,
-    /// The backend cannot answer: `503 temporarily_unavailable`.
-    #[error("{0}")]
-    Unavailable(String),
+    /// The backend cannot answer: `503 temporarily_unavailable`. The reason names no
+    /// token, URL query or credential; the cause, when there is one, likewise.
+    #[error("{reason}")]
+    Unavailable {
+        reason: Cow<'static, str>,
+        #[source]
+        cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl SessionError {
+    /// The backend cannot answer because of `reason` (and `cause`, if any).
+    pub fn unavailable(
+        reason: impl Into<Cow<'static, str>>,
+        cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Unavailable {
+            reason: reason.into(),
+            cause,
+        }
+    }
 }
 
 /// The configured backend (enum dispatch: no boxing on the hot path).

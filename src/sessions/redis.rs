@@ -81,11 +81,9 @@ impl RedisSessions {
         let sid = self.verified_sid(token).ok_or(SessionError::Rejected)?;
         let mut cmd = redis::cmd("GET");
         cmd.arg(format!("{}{sid}", self.key_prefix));
-        let stored: Option<String> = self
-            .client
-            .query(cmd)
-            .await
-            .map_err(|e| SessionError::Unavailable(e.to_string()))?;
+        let stored: Option<String> = self.client.query(cmd).await.map_err(|e| {
+            SessionError::unavailable("the session store cannot answer", Some(Arc::new(e)))
+        })?;
         let stored = stored.ok_or(SessionError::Rejected)?;
         let session: Value = serde_json::from_str(&stored).map_err(|_| {
             tracing::warn!(

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::discovery::TOKEN_EXCHANGE_GRANT;
-use super::{BodyEncoding, authenticate_client, describe_parse_error, read_body};
+use super::{BodyEncoding, describe_parse_error, presented_credentials, read_body};
 use crate::exchange::ExchangeRequest;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ErrorBody};
@@ -230,12 +230,13 @@ async fn exchange(
     let (encoding, body) =
         read_body(req, payload, state.settings.server.max_body_bytes, true).await?;
     let params = ExchangeParams::parse(encoding, &body)?;
-    let client = authenticate_client(
-        state,
+    let credentials = presented_credentials(
         req,
         params.client_id.as_deref(),
         params.client_secret.as_deref(),
-    )?;
+    );
+    let peer = req.peer_addr().map(|a| a.ip());
+    let client = state.exchanger.authenticate(&credentials, peer)?;
     let span = tracing::Span::current();
     span.record("client_id", client.id.as_str());
     *client_id = Some(client.id.clone());

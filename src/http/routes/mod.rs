@@ -13,7 +13,7 @@ pub mod revoke;
 use actix_web::{HttpMessage, HttpRequest, Resource, web};
 use futures_util::StreamExt as _;
 
-use crate::clients::{Client, ClientError, PresentedCredentials};
+use crate::clients::{Client, PresentedCredentials};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 
@@ -87,41 +87,33 @@ pub(crate) fn describe_parse_error(
     ApiError::InvalidRequest(format!("{what}: {err}").into())
 }
 
-/// Authenticates the calling client by HTTP Basic or the body's `client_id`/`client_secret`,
-/// then applies its rate limit. An address that failed too often is refused before its
-/// credentials are even checked.
+/// The client credentials of a request: HTTP Basic, or the body's
+/// `client_id`/`client_secret` (client_secret_post).
+pub(crate) fn presented_credentials<'r>(
+    req: &'r HttpRequest,
+    post_id: Option<&'r str>,
+    post_secret: Option<&'r str>,
+) -> PresentedCredentials<'r> {
+    PresentedCredentials {
+        authorization: req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .map(actix_web::http::header::HeaderValue::as_bytes),
+        post_id,
+        post_secret,
+    }
+}
+
+/// Authenticates the calling client (see [`crate::clients::Clients::authenticate`]).
 pub(crate) fn authenticate_client<'s>(
     state: &'s AppState,
     req: &HttpRequest,
     post_id: Option<&str>,
     post_secret: Option<&str>,
 ) -> Result<&'s Client, ApiError> {
-    let now = std::time::Instant::now();
-    let address = req.peer_addr().map(|a| a.ip());
-    if let (Some(limiter), Some(ip)) = (&state.auth_failures, address) {
-        limiter
-            .check(ip, now)
-            .map_err(|wait| crate::clients::rate_limited("auth_failures", wait))?;
-    }
-    let client = state
-        .clients
-        .authenticate(&PresentedCredentials {
-            authorization: req
-                .headers()
-                .get(actix_web::http::header::AUTHORIZATION)
-                .map(actix_web::http::header::HeaderValue::as_bytes),
-            post_id,
-            post_secret,
-        })
-        .inspect_err(|e| {
-            if let (ClientError::InvalidClient, Some(limiter), Some(ip)) =
-                (e, &state.auth_failures, address)
-            {
-                limiter.failed(ip, now);
-            }
-        })?;
-    client.admit()?;
-    Ok(client)
+    let presented = presented_credentials(req, post_id, post_secret);
+    let peer = req.peer_addr().map(|a| a.ip());
+    Ok(state.clients.authenticate(&presented, peer)?)
 }
 
 /// The RFC 7009 / RFC 7662 request body: `token=…` (+ `token_type_hint`, credentials).
