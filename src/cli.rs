@@ -1,4 +1,5 @@
-//! The command line: `serve` (default), `check-config`, `openapi`, `hash-secret`.
+//! The command line: `serve` (default), `check-config`, `openapi`, `hash-secret`,
+//! `revoke`, `reload`, `keys`.
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -34,6 +35,9 @@ pub enum Command {
     HashSecret,
     /// Revoke a token, a session or a user in the configured (shared) denylist.
     Revoke(RevokeArgs),
+    /// Make the running server reload its configuration: sends SIGHUP to the process in
+    /// server.pid_file.
+    Reload,
     /// Manage signing keys in the configured keystore (running servers follow within
     /// keys.reload_interval_seconds).
     #[command(subcommand)]
@@ -106,6 +110,19 @@ pub fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Reload => match load(cli.config.as_deref()).map(|s| signal_reload(&s)) {
+            Ok(Ok(pid)) => {
+                println!(
+                    "sent SIGHUP to tessera (pid {pid}); its log says whether the reload applied"
+                );
+                ExitCode::SUCCESS
+            }
+            Ok(Err(e)) => {
+                eprintln!("tessera: {e:#}");
+                ExitCode::FAILURE
+            }
+            Err(code) => code,
+        },
         Command::Revoke(args) => {
             let settings = match load(cli.config.as_deref()) {
                 Ok(s) => s,
@@ -146,7 +163,10 @@ pub fn main() -> ExitCode {
                 Err(code) => return code,
             };
             crate::infra::telemetry::init(&settings.log);
-            match crate::http::server::serve(settings) {
+            let source = crate::config::ConfigSource {
+                file: cli.config.clone(),
+            };
+            match crate::http::server::serve(settings, source) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("tessera: {e:#}");
@@ -163,6 +183,29 @@ fn load(file: Option<&std::path::Path>) -> Result<Settings, ExitCode> {
         eprintln!("tessera: {e}");
         ExitCode::from(2)
     })
+}
+
+/// Sends SIGHUP to the server whose pid is in `server.pid_file`.
+fn signal_reload(settings: &Settings) -> anyhow::Result<i32> {
+    use rustix::process::{Pid, Signal, kill_process};
+    let path = settings.server.pid_file.as_ref().ok_or_else(|| {
+        anyhow::anyhow!("server.pid_file is not set; set it, or send SIGHUP to the server yourself")
+    })?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read server.pid_file {}: {e}; is tessera running?",
+            path.display()
+        )
+    })?;
+    let pid = text
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| anyhow::anyhow!("server.pid_file {} holds no process id", path.display()))?;
+    kill_process(pid, Signal::HUP)
+        .map_err(|e| anyhow::anyhow!("cannot signal process {}: {e}", pid.as_raw_nonzero()))?;
+    Ok(pid.as_raw_nonzero().get())
 }
 
 fn revoke(settings: &Settings, args: RevokeArgs) -> anyhow::Result<String> {

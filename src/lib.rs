@@ -19,6 +19,7 @@ pub mod keys;
 #[cfg(test)]
 mod proptests;
 pub mod readiness;
+pub mod reload;
 pub mod revocation;
 pub mod sessions;
 pub mod tokens;

@@ -6,11 +6,15 @@
 //! (`invalid_client`) after the same work: every configured hash of the client is
 //! compared in constant time with no early exit. Nothing here knows HTTP.
 
+pub mod admin;
 pub mod limits;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -49,6 +53,9 @@ pub fn rate_limited(limit: &'static str, retry_after_seconds: u64) -> ClientErro
 #[derive(Debug)]
 pub struct Client {
     pub id: String,
+    /// What it was built from: a reload keeps a client whose settings did not change
+    /// (and so its rate limiter's state).
+    source: ClientSettings,
     /// Any of these authenticates (more than one while a secret rotates).
     secret_sha256: Vec<Sha256>,
     pub allowed_audiences: Vec<String>,
@@ -63,9 +70,12 @@ pub struct Client {
 
 /// Client authentication with its limits: the registry, the per-address failure limiter
 /// and each client's own rate limit. What every client-authenticated endpoint calls.
+///
+/// The registry is swapped whole by a configuration reload: a request authenticates
+/// against one registry, the one current when it started.
 #[derive(Debug, Default)]
 pub struct Clients {
-    registry: ClientRegistry,
+    registry: ArcSwap<ClientRegistry>,
     /// Authentication failures per source address; `None` = unlimited.
     failures: Option<limits::FailureLimiter>,
 }
@@ -73,7 +83,7 @@ pub struct Clients {
 impl Clients {
     pub fn from_settings(settings: &Settings) -> Self {
         Self {
-            registry: ClientRegistry::from_settings(settings),
+            registry: ArcSwap::from_pointee(ClientRegistry::from_settings(settings, None)),
             failures: limits::Rate::new(
                 settings.server.auth_failures_per_second,
                 settings.server.auth_failures_burst,
@@ -83,7 +93,27 @@ impl Clients {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.registry.is_empty()
+        self.registry.load().is_empty()
+    }
+
+    /// Replaces the registry with the clients of `settings`; a client whose settings did
+    /// not change is kept as it is (with its rate limiter's state). Requests that already
+    /// authenticated finish with the client they got.
+    pub fn reload(&self, settings: &Settings) -> ClientChanges {
+        let old = self.registry.load_full();
+        let new = ClientRegistry::from_settings(settings, Some(&old));
+        let changes = ClientChanges {
+            added: new.ids_not_in(&old),
+            removed: old.ids_not_in(&new),
+            changed: new
+                .clients
+                .iter()
+                .filter(|(id, c)| old.clients.get(*id).is_some_and(|o| !Arc::ptr_eq(o, c)))
+                .map(|(id, _)| id.clone())
+                .collect(),
+        };
+        self.registry.store(Arc::new(new));
+        changes
     }
 
     /// Authenticates the caller coming from `peer`, then takes one request from its rate
@@ -93,7 +123,7 @@ impl Clients {
         &self,
         presented: &PresentedCredentials<'_>,
         peer: Option<IpAddr>,
-    ) -> Result<&Client, ClientError> {
+    ) -> Result<Arc<Client>, ClientError> {
         let now = Instant::now();
         let limited = self.failures.as_ref().zip(peer);
         if let Some((limiter, ip)) = limited {
@@ -101,19 +131,28 @@ impl Clients {
                 .check(ip, now)
                 .map_err(|wait| rate_limited("auth_failures", wait))?;
         }
-        let client = self.registry.authenticate(presented).inspect_err(|e| {
+        let registry = self.registry.load();
+        let client = registry.authenticate(presented).inspect_err(|e| {
             if let (ClientError::InvalidClient, Some((limiter, ip))) = (e, limited) {
                 limiter.failed(ip, now);
             }
         })?;
         client.admit()?;
-        Ok(client)
+        Ok(client.clone())
     }
+}
+
+/// What a reload changed, by client id (sorted).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ClientChanges {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
 }
 
 #[derive(Debug, Default)]
 pub struct ClientRegistry {
-    clients: HashMap<String, Client>,
+    clients: HashMap<String, Arc<Client>>,
 }
 
 /// Credentials as presented, before authentication.
@@ -131,13 +170,35 @@ pub struct PresentedCredentials<'a> {
 const DUMMY_HASHES: &[Sha256] = &[Sha256::from_bytes([0x5a; 32])];
 
 impl ClientRegistry {
-    pub fn from_settings(settings: &Settings) -> Self {
+    /// The clients of `settings`; those identical in `previous` are shared with it.
+    pub fn from_settings(settings: &Settings, previous: Option<&ClientRegistry>) -> Self {
         let clients = settings
             .clients
             .iter()
-            .map(|c| (c.id.clone(), Client::from_settings(c, settings)))
+            .map(|c| {
+                let fresh = Client::from_settings(c, settings);
+                let client = previous
+                    .and_then(|p| p.clients.get(&c.id))
+                    .filter(|old| {
+                        old.source == fresh.source && old.ttl_seconds == fresh.ttl_seconds
+                    })
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(fresh));
+                (c.id.clone(), client)
+            })
             .collect();
         Self { clients }
+    }
+
+    fn ids_not_in(&self, other: &ClientRegistry) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .clients
+            .keys()
+            .filter(|id| !other.clients.contains_key(*id))
+            .cloned()
+            .collect();
+        ids.sort();
+        ids
     }
 
     pub fn is_empty(&self) -> bool {
@@ -149,7 +210,7 @@ impl ClientRegistry {
     pub fn authenticate(
         &self,
         presented: &PresentedCredentials<'_>,
-    ) -> Result<&Client, ClientError> {
+    ) -> Result<&Arc<Client>, ClientError> {
         let basic = presented.authorization.filter(|h| is_basic(h));
         let (id, secret) = match (basic, presented.post_id, presented.post_secret) {
             (Some(_), Some(_), _) | (Some(_), _, Some(_)) => return Err(ClientError::TwoMethods),
@@ -171,7 +232,7 @@ impl ClientRegistry {
         self.verify(id, secret).ok_or(ClientError::InvalidClient)
     }
 
-    fn verify(&self, id: &str, secret: &str) -> Option<&Client> {
+    fn verify(&self, id: &str, secret: &str) -> Option<&Arc<Client>> {
         let presented = Sha256::of_secret(secret);
         match self.clients.get(id) {
             Some(client) if matches_any(&client.secret_sha256, &presented) => Some(client),
@@ -198,6 +259,7 @@ impl Client {
     pub(crate) fn from_settings(c: &ClientSettings, settings: &Settings) -> Self {
         Self {
             id: c.id.clone(),
+            source: c.clone(),
             secret_sha256: c.secret_sha256.clone(),
             allowed_audiences: c.allowed_audiences.clone(),
             default_audience: c.default_audience.clone(),
@@ -269,7 +331,7 @@ mod tests {
             rate_limit_per_second: 0,
             rate_limit_burst: 0,
         });
-        ClientRegistry::from_settings(&settings)
+        ClientRegistry::from_settings(&settings, None)
     }
 
     fn basic(id: &str, secret: &str) -> Vec<u8> {
@@ -286,6 +348,7 @@ mod tests {
             post_id: post.map(|p| p.0),
             post_secret: post.map(|p| p.1),
         })
+        .map(|c| &**c)
     }
 
     #[test]
@@ -346,7 +409,7 @@ mod tests {
             rate_limit_per_second: 0,
             rate_limit_burst: 0,
         });
-        ClientRegistry::from_settings(&settings)
+        ClientRegistry::from_settings(&settings, None)
     }
 
     #[test]
@@ -396,7 +459,7 @@ mod tests {
             rate_limit_per_second: 1,
             rate_limit_burst: 1,
         });
-        let r = ClientRegistry::from_settings(&settings);
+        let r = ClientRegistry::from_settings(&settings, None);
         let client = auth(&r, None, Some(("gateway", "s"))).expect("auth");
         assert!(client.admit().is_ok());
         assert_eq!(

@@ -18,7 +18,7 @@ pub struct AdminSettings {
     pub token_sha256: Option<Sha256>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSettings {
     pub id: String,

@@ -105,6 +105,20 @@ impl Default for Settings {
     }
 }
 
+/// Where the running configuration came from, so a reload reads the same place.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    pub file: Option<std::path::PathBuf>,
+}
+
+impl ConfigSource {
+    /// [`Settings::load`] from this file and the process's environment.
+    pub fn load(&self) -> Result<Settings, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Settings::load(self.file.as_deref(), &env)
+    }
+}
+
 impl Settings {
     /// Loads defaults, then `file` (if any), then the `TESSERA__…` variables of `env`;
     /// reads the files that settings point at (`*_file`); validates.

@@ -28,6 +28,9 @@ pub struct ServerSettings {
     pub auth_failures_per_second: u32,
     /// Failures an address may make in a row before the rate applies.
     pub auth_failures_burst: u32,
+    /// Where `tessera serve` writes its process id (removed at exit), so that
+    /// `tessera reload` can signal it; unset = no file.
+    pub pid_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerSettings {
@@ -42,6 +45,7 @@ impl Default for ServerSettings {
             client_disconnect_timeout_ms: 1000,
             auth_failures_per_second: 1,
             auth_failures_burst: 20,
+            pid_file: None,
         }
     }
 }

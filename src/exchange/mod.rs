@@ -135,7 +135,7 @@ impl Exchanger {
         &self,
         presented: &PresentedCredentials<'_>,
         peer: Option<std::net::IpAddr>,
-    ) -> Result<&Client, ClientError> {
+    ) -> Result<std::sync::Arc<Client>, ClientError> {
         self.clients.authenticate(presented, peer)
     }
 

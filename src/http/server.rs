@@ -13,7 +13,7 @@ use actix_web::{App, HttpServer, web};
 use super::AppState;
 use super::error::ApiError;
 use super::routes;
-use crate::config::Settings;
+use crate::config::{ConfigSource, Settings};
 use crate::infra::clock::{Clock, SystemClock};
 
 /// A bound, not yet running server.
@@ -33,6 +33,15 @@ impl Application {
         settings: Settings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
+        Self::build_from(settings, ConfigSource::default(), clock).await
+    }
+
+    /// Builds from `settings`, read from `source` (which a reload reads again).
+    pub async fn build_from(
+        settings: Settings,
+        source: ConfigSource,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.server.listen).map_err(|e| {
             anyhow::anyhow!(
                 "server.listen: cannot listen on {}: {e}",
@@ -45,8 +54,9 @@ impl Application {
         for warning in settings.warnings() {
             tracing::warn!("configuration: {warning}");
         }
-        let state = web::Data::new(AppState::build(settings, clock).await?);
+        let state = web::Data::new(AppState::build(settings, source, clock).await?);
         crate::infra::metrics::register_backends(state.exchanger.session_backend_name());
+        crate::infra::metrics::register_config_reloads();
         state.keys.clone().spawn_maintenance(reload_every);
         if state.clients.is_empty() {
             tracing::warn!(
@@ -101,26 +111,54 @@ impl Application {
         }
     }
 
+    /// Reloads the configuration on every SIGHUP (see [`crate::reload`]); the handler is
+    /// installed before it returns.
+    pub fn reload_on_sighup(&self) -> std::io::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = signal(SignalKind::hangup())?;
+        let state = self.state.clone();
+        actix_web::rt::spawn(async move {
+            while hangup.recv().await.is_some() {
+                // Reading the file is blocking work; keep it off the event loop.
+                let state = state.clone();
+                let _ = actix_web::rt::task::spawn_blocking(move || state.reloader.reload()).await;
+            }
+        });
+        Ok(())
+    }
+
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
 }
 
-/// `tessera serve`: runs the server until SIGTERM or SIGINT, then stops gracefully.
-pub fn serve(settings: Settings) -> anyhow::Result<()> {
+/// `tessera serve`: runs the server until SIGTERM or SIGINT, then stops gracefully;
+/// SIGHUP reloads the configuration from `source`.
+pub fn serve(settings: Settings, source: ConfigSource) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let listen = settings.server.listen;
         let issuer = settings.issuer.clone();
+        let pid_file = settings.server.pid_file.clone();
         // Handlers first: a SIGTERM that arrives during start-up still stops gracefully.
         let termination = termination_signals()?;
-        let app = Application::build(settings).await?;
+        let app = Application::build_from(settings, source, Arc::new(SystemClock)).await?;
+        app.reload_on_sighup()?;
+        if let Some(path) = &pid_file {
+            std::fs::write(path, format!("{}\n", std::process::id())).map_err(|e| {
+                anyhow::anyhow!("server.pid_file: cannot write {}: {e}", path.display())
+            })?;
+        }
         tracing::info!(%listen, port = app.port(), %issuer, "tessera listening");
         let shutdown = app.shutdown_trigger();
         actix_web::rt::spawn(async move {
             termination.await;
             shutdown.await;
         });
-        app.run_until_stopped().await?;
+        let stopped = app.run_until_stopped().await;
+        if let Some(path) = &pid_file {
+            let _ = std::fs::remove_file(path);
+        }
+        stopped?;
         tracing::info!("tessera stopped");
         Ok(())
     })

@@ -8,12 +8,14 @@ use actix_web::http::header::HeaderValue;
 use bytes::Bytes;
 
 use crate::clients::Clients;
-use crate::config::Settings;
+use crate::clients::admin::AdminToken;
+use crate::config::{ConfigSource, Settings};
 use crate::denylist::DenylistStore;
 use crate::exchange::Exchanger;
 use crate::infra::clock::Clock;
 use crate::keys::KeyService;
 use crate::readiness::Readiness;
+use crate::reload::Reloader;
 use crate::revocation::{Introspection, Revocations};
 use crate::sessions::SessionBackend;
 use crate::tokens::TokenIssuer;
@@ -33,15 +35,22 @@ pub struct AppState {
     pub openapi_json: Bytes,
     /// `public, max-age=<jwks.max_age_seconds>`.
     pub jwks_cache_control: HeaderValue,
-    /// SHA-256 of the admin token; `None`: the admin API is disabled.
-    pub admin_token_sha256: Option<[u8; 32]>,
+    /// The admin token's hash (none: the admin API is disabled); reloadable.
+    pub admin: Arc<AdminToken>,
+    /// Applies a configuration reload to the services above.
+    pub reloader: Reloader,
     /// Renders `/metrics`.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub clock: Arc<dyn Clock>,
 }
 
 impl AppState {
-    pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    /// `source` is where `settings` came from: a reload reads it again.
+    pub async fn build(
+        settings: Settings,
+        source: ConfigSource,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         let keys = Arc::new(KeyService::open(&settings, clock.clone()).await?);
         let sessions = Arc::new(SessionBackend::from_settings(&settings)?);
         let denylist = Arc::new(DenylistStore::from_settings(&settings)?);
@@ -55,6 +64,14 @@ impl AppState {
         ));
         let metadata = super::routes::discovery::Metadata::for_issuer(&settings.issuer);
         let cache_control = format!("public, max-age={}", settings.jwks.max_age_seconds);
+        let admin = Arc::new(AdminToken::new(settings.admin.token_sha256));
+        let reloader = Reloader::new(
+            source,
+            settings.clone(),
+            clients.clone(),
+            sessions.clone(),
+            admin.clone(),
+        );
         Ok(Self {
             clients: clients.clone(),
             exchanger: Exchanger::new(
@@ -84,7 +101,8 @@ impl AppState {
             openapi_json: Bytes::from(super::openapi::document()),
             jwks_cache_control: HeaderValue::from_str(&cache_control)?,
             metrics: crate::infra::metrics::handle(),
-            admin_token_sha256: settings.admin.token_sha256.map(|h| *h.as_bytes()),
+            admin,
+            reloader,
             settings: Arc::new(settings),
             keys,
             clock,

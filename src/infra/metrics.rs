@@ -19,6 +19,7 @@ pub const KEYS: &str = "tessera_keys";
 pub const KEYSTORE_UP: &str = "tessera_keystore_up";
 pub const KEY_ROTATION_INTERVAL: &str = "tessera_key_rotation_interval_seconds";
 pub const KEY_PUBLISH_LEAD: &str = "tessera_key_publish_lead_seconds";
+pub const CONFIG_RELOADS: &str = "tessera_config_reloads_total";
 
 /// Latency buckets from 100 µs to 5 s.
 const BUCKETS: &[f64] = &[
@@ -114,6 +115,10 @@ fn describe() {
         metrics::Unit::Seconds,
         "keys.publish_lead_seconds"
     );
+    metrics::describe_counter!(
+        CONFIG_RELOADS,
+        "Configuration reloads by result (ok, error)"
+    );
 }
 
 /// Publishes the rotation policy, and the keystore as reachable (it was just opened):
@@ -155,6 +160,14 @@ pub fn record_keys(keys: &crate::keys::KeyService, now: crate::infra::clock::Uni
 pub fn register_backends(session_backend: &'static str) {
     for backend in ["denylist", session_backend] {
         metrics::counter!(BACKEND_ERRORS, "backend" => backend).increment(0);
+    }
+}
+
+/// Registers both reload outcomes at 0, so a failed reload is an increase, not a new
+/// series.
+pub fn register_config_reloads() {
+    for result in ["ok", "error"] {
+        metrics::counter!(CONFIG_RELOADS, "result" => result).increment(0);
     }
 }
 

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use moka::Expiry;
 use moka::future::Cache;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -54,7 +55,8 @@ pub struct HttpSessions {
     credentials: Option<(String, SecretString)>,
     http: reqwest::Client,
     timeout: Duration,
-    claims: ClaimMap,
+    /// Replaced by a configuration reload.
+    claims: ArcSwap<ClaimMap>,
     /// By the token's SHA-256; concurrent misses of one key share one upstream call.
     cache: Cache<Key, Answer>,
     permits: Semaphore,
@@ -91,13 +93,20 @@ impl HttpSessions {
                 .then(|| (settings.client_id.clone(), settings.client_secret.clone())),
             http,
             timeout,
-            claims,
+            claims: ArcSwap::from_pointee(claims),
             cache: Cache::builder()
                 .max_capacity(MAX_CACHED)
                 .expire_after(AnswerExpiry { accepted, refused })
                 .build(),
             permits: Semaphore::new(settings.max_concurrency),
         })
+    }
+
+    /// Maps the sessions resolved from now on with `claims`; cached answers, mapped with
+    /// the previous rules, are dropped.
+    pub fn set_claims(&self, claims: ClaimMap) {
+        self.claims.store(Arc::new(claims));
+        self.cache.invalidate_all();
     }
 
     /// `host:port` of the upstream, for `/readyz` and logs.
@@ -160,7 +169,9 @@ impl HttpSessions {
             return Err(SessionError::Rejected);
         }
         Ok(Arc::new(
-            self.claims.principal(&document, sid_of_canonical(token))?,
+            self.claims
+                .load()
+                .principal(&document, sid_of_canonical(token))?,
         ))
     }
 

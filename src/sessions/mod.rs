@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::config::{SessionBackendKind, Settings};
+use crate::config::{SessionBackendKind, SessionSettings, Settings};
 use crate::infra::clock::UnixTime;
 use crate::infra::redis::RedisClient;
 use claims::ClaimMap;
@@ -121,6 +121,16 @@ impl SessionBackend {
                 ClaimMap::from_settings(&sessions.claims),
             )?),
         })
+    }
+
+    /// Applies what a configuration reload may change: the static sessions and the claim
+    /// mapping. (The kind of backend and its connection need a restart.)
+    pub fn reload(&self, sessions: &SessionSettings) {
+        match self {
+            Self::Static(s) => s.replace(&sessions.static_sessions),
+            Self::Redis(r) => r.set_claims(ClaimMap::from_settings(&sessions.claims)),
+            Self::Http(h) => h.set_claims(ClaimMap::from_settings(&sessions.claims)),
+        }
     }
 
     /// The name used in `/readyz` and logs.

@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
@@ -28,7 +29,8 @@ pub struct RedisSessions {
     client: RedisClient,
     key_prefix: String,
     secrets: Vec<hmac::Key>,
-    claims: ClaimMap,
+    /// Replaced by a configuration reload.
+    claims: ArcSwap<ClaimMap>,
 }
 
 impl RedisSessions {
@@ -45,8 +47,13 @@ impl RedisSessions {
                 .iter()
                 .map(|s| hmac::Key::new(hmac::HMAC_SHA256, s.expose_secret().as_bytes()))
                 .collect(),
-            claims,
+            claims: ArcSwap::from_pointee(claims),
         }
+    }
+
+    /// Maps the sessions resolved from now on with `claims`.
+    pub fn set_claims(&self, claims: ClaimMap) {
+        self.claims.store(Arc::new(claims));
     }
 
     pub fn client(&self) -> &RedisClient {
@@ -95,7 +102,9 @@ impl RedisSessions {
             return Err(SessionError::Rejected);
         }
         Ok(Arc::new(
-            self.claims.principal(&session, sid_of_canonical(&sid))?,
+            self.claims
+                .load()
+                .principal(&session, sid_of_canonical(&sid))?,
         ))
     }
 }

@@ -6,19 +6,33 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use sha2::{Digest, Sha256};
 
 use super::{Principal, SessionError, sid_of_canonical};
 use crate::config::StaticSessionSettings;
 
+/// The configured sessions by the SHA-256 of their token; replaced whole by a reload.
 #[derive(Debug, Default)]
 pub struct StaticSessions {
-    by_hash: HashMap<[u8; 32], Arc<Principal>>,
+    by_hash: ArcSwap<HashMap<[u8; 32], Arc<Principal>>>,
 }
 
 impl StaticSessions {
     pub fn from_settings(entries: &[StaticSessionSettings]) -> Self {
-        let by_hash = entries
+        Self {
+            by_hash: ArcSwap::from_pointee(Self::table(entries)),
+        }
+    }
+
+    /// The sessions resolved from now on are `entries`.
+    pub fn replace(&self, entries: &[StaticSessionSettings]) {
+        self.by_hash.store(Arc::new(Self::table(entries)));
+    }
+
+    fn table(entries: &[StaticSessionSettings]) -> HashMap<[u8; 32], Arc<Principal>> {
+        entries
             .iter()
             .map(|s| {
                 let principal = Principal {
@@ -32,13 +46,13 @@ impl StaticSessions {
                     Arc::new(principal),
                 )
             })
-            .collect();
-        Self { by_hash }
+            .collect()
     }
 
     pub fn resolve(&self, token: &str) -> Result<Arc<Principal>, SessionError> {
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         self.by_hash
+            .load()
             .get(&hash)
             .cloned()
             .ok_or(SessionError::Rejected)

@@ -15,6 +15,7 @@ mod prometheus_files;
 mod prometheus_support;
 mod redis_denylist;
 mod redis_support;
+mod reload;
 mod revocation;
 mod sessions_http;
 mod sessions_redis;

@@ -6,8 +6,6 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
 use super::{describe_parse_error, read_body};
@@ -126,10 +124,6 @@ async fn read_optional_json(
 
 /// Checks `Authorization: Bearer <admin token>`.
 pub(crate) fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    let expected = state
-        .admin_token_sha256
-        .as_ref()
-        .ok_or(ApiError::InvalidAdminToken)?;
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -139,8 +133,7 @@ pub(crate) fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), A
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .ok_or(ApiError::InvalidAdminToken)?;
-    let hash: [u8; 32] = Sha256::digest(presented.trim().as_bytes()).into();
-    if bool::from(hash.ct_eq(expected)) {
+    if state.admin.verify(presented.trim()) {
         Ok(())
     } else {
         Err(ApiError::InvalidAdminToken)

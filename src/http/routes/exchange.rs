@@ -243,7 +243,7 @@ async fn exchange(
     let issued = state
         .exchanger
         .exchange(
-            client,
+            &client,
             ExchangeRequest {
                 subject_token: params.subject_token.as_deref(),
                 subject_token_type: params.subject_token_type.as_deref(),

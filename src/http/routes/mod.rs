@@ -10,6 +10,8 @@ pub mod metrics;
 
 pub mod revoke;
 
+use std::sync::Arc;
+
 use actix_web::{HttpMessage, HttpRequest, Resource, web};
 use futures_util::StreamExt as _;
 
@@ -105,12 +107,12 @@ pub(crate) fn presented_credentials<'r>(
 }
 
 /// Authenticates the calling client (see [`crate::clients::Clients::authenticate`]).
-pub(crate) fn authenticate_client<'s>(
-    state: &'s AppState,
+pub(crate) fn authenticate_client(
+    state: &AppState,
     req: &HttpRequest,
     post_id: Option<&str>,
     post_secret: Option<&str>,
-) -> Result<&'s Client, ApiError> {
+) -> Result<Arc<Client>, ApiError> {
     let presented = presented_credentials(req, post_id, post_secret);
     let peer = req.peer_addr().map(|a| a.ip());
     Ok(state.clients.authenticate(&presented, peer)?)
@@ -129,11 +131,11 @@ pub struct TokenForm {
 }
 
 /// Reads a `TokenForm` and authenticates the client; returns the client and the token.
-pub(crate) async fn read_token_form<'s>(
+pub(crate) async fn read_token_form(
     req: &HttpRequest,
     payload: web::Payload,
-    state: &'s AppState,
-) -> Result<(&'s Client, String), ApiError> {
+    state: &AppState,
+) -> Result<(Arc<Client>, String), ApiError> {
     let (encoding, body) =
         read_body(req, payload, state.settings.server.max_body_bytes, false).await?;
     let form: TokenForm =
