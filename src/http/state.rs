@@ -11,6 +11,7 @@ use crate::clients::Clients;
 use crate::config::Settings;
 use crate::denylist::DenylistStore;
 use crate::exchange::Exchanger;
+use crate::exchange::reuse::Reuse;
 use crate::infra::clock::Clock;
 use crate::keys::KeyService;
 use crate::readiness::Readiness;
@@ -65,7 +66,12 @@ impl AppState {
                 issuer.clone(),
                 clock.clone(),
                 settings.token.anonymous_roles.clone(),
-            ),
+            )
+            .with_reuse(Reuse::new(
+                settings.token.reuse_fraction,
+                settings.token.reuse_max_entries,
+                settings.token.max_ttl_seconds,
+            )),
             introspection: Introspection::new(
                 keys.clone(),
                 issuer,
