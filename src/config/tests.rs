@@ -366,3 +366,23 @@ fn shipped_configurations_are_valid() {
         Settings::load(Some(&path), &[]).unwrap_or_else(|e| panic!("{file}: {e}"));
     }
 }
+
+#[test]
+fn token_reuse_defaults_and_bounds() {
+    let s = Settings::load(None, &[]).expect("defaults are valid");
+    assert_eq!(s.token.reuse_fraction, 0.5);
+    assert_eq!(s.token.reuse_max_entries, 100_000);
+    let f = write("[token]\nreuse_fraction = 0\nreuse_max_entries = 10\n");
+    let s = Settings::load(Some(f.path()), &[]).expect("0 turns reuse off");
+    assert_eq!(s.token.reuse_fraction, 0.0);
+    let s =
+        Settings::load(None, &env(&[("TESSERA__TOKEN__REUSE_FRACTION", "0.25")])).expect("valid");
+    assert_eq!(s.token.reuse_fraction, 0.25);
+    for bad in ["1", "1.5", "-0.1", "NaN"] {
+        let err = env_error("TESSERA__TOKEN__REUSE_FRACTION", bad);
+        assert!(err.0.contains("`token.reuse_fraction`"), "{bad}: {err}");
+        assert_eq!(err.0.lines().count(), 1);
+    }
+    let err = env_error("TESSERA__TOKEN__REUSE_MAX_ENTRIES", "0");
+    assert!(err.0.contains("`token.reuse_max_entries`"), "{err}");
+}

@@ -1,7 +1,8 @@
 //! `[token]` and `[jwks]`: the lifetime and shape of issued tokens, and how long
 //! verifiers may cache the key set.
 //!
-//! Invariant: `1 <= ttl_seconds <= max_ttl_seconds <= 86400`; `typ` is a media type.
+//! Invariant: `1 <= ttl_seconds <= max_ttl_seconds <= 86400`; `typ` is a media type;
+//! `0 <= reuse_fraction < 1`; `reuse_max_entries >= 1`.
 
 use serde::Deserialize;
 
@@ -15,6 +16,11 @@ pub struct TokenSettings {
     pub clock_skew_seconds: u64,
     pub typ: String,
     pub anonymous_roles: Vec<String>,
+    /// A token is handed out again while its age is below this share of its lifetime
+    /// (0 = never: every exchange signs).
+    pub reuse_fraction: f64,
+    /// Tokens kept for reuse per replica.
+    pub reuse_max_entries: u64,
 }
 
 impl Default for TokenSettings {
@@ -25,6 +31,8 @@ impl Default for TokenSettings {
             clock_skew_seconds: 5,
             typ: "at+jwt".into(),
             anonymous_roles: Vec::new(),
+            reuse_fraction: 0.5,
+            reuse_max_entries: 100_000,
         }
     }
 }
@@ -61,6 +69,19 @@ impl TokenSettings {
                 "use \"at+jwt\" (RFC 9068) or \"JWT\" for old verifiers",
             ));
         }
+        if !(0.0..1.0).contains(&self.reuse_fraction) {
+            return Err(invalid(
+                "token.reuse_fraction",
+                format!("({}) must be at least 0 and below 1", self.reuse_fraction),
+                "0.5 hands a token out again during the first half of its life; 0 turns reuse off",
+            ));
+        }
+        check_range(
+            "token.reuse_max_entries",
+            self.reuse_max_entries,
+            1..=100_000_000,
+            "each entry holds one token (about 1 KiB); the default is 100000",
+        )?;
         Ok(())
     }
 

@@ -1,12 +1,14 @@
-//! The embedded denylist: a map with per-entry expiry, for a single instance.
+//! The embedded denylist: a map per kind of entry with per-entry expiry, for a single
+//! instance.
 //!
-//! Expired entries are ignored on read and swept on write once the map has grown, so
-//! memory stays bounded by what is live.
+//! Expired entries are ignored on read and swept on write once the maps have grown, so
+//! memory stays bounded by what is live. Lookups borrow the id (no key is built), and one
+//! check takes the lock once.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use super::{Denylist, Keys, Lifetimes, Revocation, TokenFacts};
+use super::{Denylist, ExchangeCheck, Lifetimes, ReusedToken, Revocation, TokenFacts};
 use crate::infra::clock::UnixTime;
 use crate::infra::redis::RedisUnavailable;
 
@@ -19,41 +21,61 @@ struct Entry {
 
 #[derive(Debug)]
 pub struct MemoryDenylist {
-    keys: Keys,
     lifetimes: Lifetimes,
-    entries: RwLock<Map>,
+    entries: RwLock<Maps>,
 }
 
+type Map = HashMap<String, Entry>;
+
 #[derive(Debug, Default)]
-struct Map {
-    entries: HashMap<String, Entry>,
+struct Maps {
+    jti: Map,
+    sid: Map,
+    sub: Map,
     sweep_at_len: usize,
+}
+
+impl Maps {
+    fn len(&self) -> usize {
+        self.jti.len() + self.sid.len() + self.sub.len()
+    }
+
+    fn live(map: &Map, id: &str, now: UnixTime) -> Option<UnixTime> {
+        map.get(id).filter(|e| e.expires_at > now).map(|e| e.value)
+    }
+
+    fn session_revoked(&self, sid: Option<&str>, now: UnixTime) -> bool {
+        sid.is_some_and(|sid| Self::live(&self.sid, sid, now).is_some())
+    }
+
+    fn token_revoked(&self, jti: &str, sub: &str, issued_at: UnixTime, now: UnixTime) -> bool {
+        Self::live(&self.jti, jti, now).is_some()
+            || Self::live(&self.sub, sub, now).is_some_and(|watermark| issued_at <= watermark)
+    }
 }
 
 impl MemoryDenylist {
     pub fn new(lifetimes: Lifetimes) -> Self {
         Self {
-            keys: Keys::new(""),
             lifetimes,
-            entries: RwLock::new(Map {
-                entries: HashMap::new(),
+            entries: RwLock::new(Maps {
                 sweep_at_len: 1024,
+                ..Maps::default()
             }),
         }
     }
 
-    fn get(&self, key: &str, now: UnixTime) -> Option<UnixTime> {
-        let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        map.entries
-            .get(key)
-            .filter(|e| e.expires_at > now)
-            .map(|e| e.value)
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Maps> {
+        self.entries.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Live entries (for tests and diagnostics).
     pub fn len(&self, now: UnixTime) -> usize {
-        let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        map.entries.values().filter(|e| e.expires_at > now).count()
+        let maps = self.read();
+        [&maps.jti, &maps.sid, &maps.sub]
+            .iter()
+            .map(|m| m.values().filter(|e| e.expires_at > now).count())
+            .sum()
     }
 
     pub fn is_empty(&self, now: UnixTime) -> bool {
@@ -74,23 +96,46 @@ impl Denylist for MemoryDenylist {
             Revocation::Subject { issued_up_to, .. } => *issued_up_to,
             _ => now,
         };
-        let key = self.keys.of(revocation);
-        let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        let entry = map.entries.entry(key).or_insert(Entry {
+        let mut guard = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let maps = &mut *guard;
+        let map = match revocation {
+            Revocation::Jti { .. } => &mut maps.jti,
+            Revocation::Session { .. } => &mut maps.sid,
+            Revocation::Subject { .. } => &mut maps.sub,
+        };
+        let entry = map.entry(revocation.id().to_owned()).or_insert(Entry {
             value,
             expires_at: 0,
         });
         entry.value = entry.value.max(value);
         entry.expires_at = now + ttl as i64;
-        if map.entries.len() >= map.sweep_at_len {
-            map.entries.retain(|_, e| e.expires_at > now);
-            map.sweep_at_len = (map.entries.len() * 2).max(1024);
+        if maps.len() >= maps.sweep_at_len {
+            for map in [&mut maps.jti, &mut maps.sid, &mut maps.sub] {
+                map.retain(|_, e| e.expires_at > now);
+            }
+            maps.sweep_at_len = (maps.len() * 2).max(1024);
         }
         Ok(ttl)
     }
 
     async fn is_session_revoked(&self, sid: &str, now: UnixTime) -> Result<bool, RedisUnavailable> {
-        Ok(self.get(&self.keys.sid(sid), now).is_some())
+        Ok(self.read().session_revoked(Some(sid), now))
+    }
+
+    async fn check_exchange(
+        &self,
+        sid: Option<&str>,
+        reused: Option<ReusedToken<'_>>,
+        now: UnixTime,
+    ) -> Result<ExchangeCheck, RedisUnavailable> {
+        let maps = self.read();
+        let session_revoked = maps.session_revoked(sid, now);
+        let token_revoked = reused
+            .is_some_and(|t| session_revoked || maps.token_revoked(t.jti, t.sub, t.issued_at, now));
+        Ok(ExchangeCheck {
+            session_revoked,
+            token_revoked,
+        })
     }
 
     async fn is_token_revoked(
@@ -98,14 +143,8 @@ impl Denylist for MemoryDenylist {
         t: TokenFacts<'_>,
         now: UnixTime,
     ) -> Result<bool, RedisUnavailable> {
-        let by_jti = self.get(&self.keys.jti(t.jti), now).is_some();
-        let by_sid = t
-            .sid
-            .is_some_and(|sid| self.get(&self.keys.sid(sid), now).is_some());
-        let by_sub = self
-            .get(&self.keys.sub(t.sub), now)
-            .is_some_and(|watermark| t.issued_at <= watermark);
-        Ok(by_jti || by_sid || by_sub)
+        let maps = self.read();
+        Ok(maps.session_revoked(t.sid, now) || maps.token_revoked(t.jti, t.sub, t.issued_at, now))
     }
 }
 
@@ -221,5 +260,66 @@ mod tests {
                 .await
                 .expect("check")
         );
+    }
+
+    #[tokio::test]
+    async fn the_exchange_check_covers_session_jti_and_watermark_in_one_lookup() {
+        let d = denylist();
+        let reused = |jti, issued_at| ReusedToken {
+            jti,
+            sub: "u",
+            issued_at,
+        };
+        let clear = d
+            .check_exchange(Some("s1"), Some(reused("j1", 990)), 1_000)
+            .await
+            .expect("check");
+        assert_eq!(clear, ExchangeCheck::default());
+        d.revoke(
+            &Revocation::Jti {
+                jti: "j1".into(),
+                expires_at: 1_600,
+            },
+            1_000,
+        )
+        .await
+        .expect("revoke");
+        let check = d
+            .check_exchange(Some("s1"), Some(reused("j1", 990)), 1_000)
+            .await
+            .expect("check");
+        assert!(check.token_revoked && !check.session_revoked);
+        d.revoke(
+            &Revocation::Subject {
+                sub: "u".into(),
+                issued_up_to: 995,
+            },
+            1_000,
+        )
+        .await
+        .expect("revoke");
+        let by_watermark = d
+            .check_exchange(None, Some(reused("j2", 995)), 1_000)
+            .await
+            .expect("check");
+        assert!(by_watermark.token_revoked);
+        let later = d
+            .check_exchange(None, Some(reused("j3", 996)), 1_000)
+            .await
+            .expect("check");
+        assert!(!later.token_revoked, "issued after the watermark");
+        d.revoke(&Revocation::Session { sid: "s1".into() }, 1_000)
+            .await
+            .expect("revoke");
+        let check = d
+            .check_exchange(Some("s1"), Some(reused("j3", 996)), 1_000)
+            .await
+            .expect("check");
+        assert!(check.session_revoked && check.token_revoked);
+        let check = d
+            .check_exchange(Some("s1"), None, 1_000)
+            .await
+            .expect("check");
+        assert!(check.session_revoked && !check.token_revoked);
     }
 }

@@ -55,6 +55,26 @@ pub struct TokenFacts<'a> {
     pub issued_at: UnixTime,
 }
 
+/// A token an exchange may hand out again (token reuse): what the denylist must clear
+/// before it is.
+#[derive(Debug, Clone, Copy)]
+pub struct ReusedToken<'a> {
+    pub jti: &'a str,
+    pub sub: &'a str,
+    /// Real issuance time (`iat` + backdating).
+    pub issued_at: UnixTime,
+}
+
+/// The answer of the exchange's one denylist lookup.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExchangeCheck {
+    /// The session may not be exchanged (and its tokens are dead).
+    pub session_revoked: bool,
+    /// The token asked about is revoked (its jti, its subject's watermark or its session):
+    /// it must not be handed out again.
+    pub token_revoked: bool,
+}
+
 /// How long each kind of entry must live.
 #[derive(Debug, Clone, Copy)]
 pub struct Lifetimes {
@@ -99,6 +119,16 @@ pub trait Denylist: Send + Sync {
         sid: &str,
         now: UnixTime,
     ) -> impl Future<Output = Result<bool, RedisUnavailable>> + Send;
+
+    /// The exchange's one lookup (one Redis round trip): whether the session `sid` (if
+    /// any) is revoked and, when the exchange may hand out `reused` again, whether that
+    /// token is (by its jti, its subject's watermark, or the session).
+    fn check_exchange(
+        &self,
+        sid: Option<&str>,
+        reused: Option<ReusedToken<'_>>,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<ExchangeCheck, RedisUnavailable>> + Send;
 
     /// Whether any entry covers this token (jti, sid or subject watermark).
     fn is_token_revoked(
@@ -187,6 +217,18 @@ impl Denylist for DenylistStore {
         }
     }
 
+    async fn check_exchange(
+        &self,
+        sid: Option<&str>,
+        reused: Option<ReusedToken<'_>>,
+        now: UnixTime,
+    ) -> Result<ExchangeCheck, RedisUnavailable> {
+        match self {
+            Self::Memory(m) => m.check_exchange(sid, reused, now).await,
+            Self::Redis(r) => r.check_exchange(sid, reused, now).await,
+        }
+    }
+
     async fn is_token_revoked(
         &self,
         token: TokenFacts<'_>,
@@ -209,7 +251,7 @@ fn cluster_prefix(prefix: &str) -> String {
     }
 }
 
-/// Storage keys, the same for both backends.
+/// Redis keys (the memory backend keeps one map per kind instead).
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
     prefix: String,

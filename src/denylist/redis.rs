@@ -3,7 +3,7 @@
 //! Keys: `<prefix>jti:<jti>`, `<prefix>sid:<sid>`, `<prefix>sub:<user id>` (a watermark);
 //! in cluster mode the prefix is a hash tag, so one check is one slot and one round trip.
 
-use super::{Denylist, Keys, Lifetimes, Revocation, TokenFacts};
+use super::{Denylist, ExchangeCheck, Keys, Lifetimes, ReusedToken, Revocation, TokenFacts};
 use crate::infra::clock::UnixTime;
 use crate::infra::redis::{RedisClient, RedisUnavailable};
 
@@ -80,6 +80,43 @@ impl Denylist for RedisDenylist {
         cmd.arg(self.keys.sid(sid));
         let found: u32 = self.client.query(cmd).await?;
         Ok(found > 0)
+    }
+
+    /// `EXISTS sid` when there is nothing to reuse; else one `MGET` of the token's jti and
+    /// subject watermark (and the sid, when there is a session).
+    async fn check_exchange(
+        &self,
+        sid: Option<&str>,
+        reused: Option<ReusedToken<'_>>,
+        now: UnixTime,
+    ) -> Result<ExchangeCheck, RedisUnavailable> {
+        let Some(t) = reused else {
+            let session_revoked = match sid {
+                Some(sid) => self.is_session_revoked(sid, now).await?,
+                None => false,
+            };
+            return Ok(ExchangeCheck {
+                session_revoked,
+                token_revoked: false,
+            });
+        };
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(self.keys.jti(t.jti)).arg(self.keys.sub(t.sub));
+        if let Some(sid) = sid {
+            cmd.arg(self.keys.sid(sid));
+        }
+        let values: Vec<Option<i64>> = self.client.query(cmd).await?;
+        let by_jti = values.first().is_some_and(Option::is_some);
+        let by_sub = values
+            .get(1)
+            .copied()
+            .flatten()
+            .is_some_and(|watermark| t.issued_at <= watermark);
+        let session_revoked = values.get(2).is_some_and(Option::is_some);
+        Ok(ExchangeCheck {
+            session_revoked,
+            token_revoked: by_jti || by_sub || session_revoked,
+        })
     }
 
     async fn is_token_revoked(

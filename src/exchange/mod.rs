@@ -2,13 +2,16 @@
 //! the forward-authentication endpoints) calls [`Exchanger::exchange`] with an
 //! [`ExchangeRequest`] and renders the [`Issued`] token or the [`ExchangeError`].
 //!
-//! The straight line: check audience, scope and context → (anonymous, or: the denylist
-//! for the session → the session backend) → claims → sign with the active key.
+//! The straight line: check audience, scope and context → the denylist (the session, and
+//! the young token [`reuse`] might hand out again: one lookup) → the session backend →
+//! claims → the young token if its claims are these, else sign with the active key.
 //! Invariants: a revoked session never reaches its backend; a backend that cannot answer
-//! is `Unavailable` (503), never a refusal; the session token never enters a claim or a
-//! log line (only its `sid` hash).
+//! is `Unavailable` (503), never a refusal; the session token never enters a claim, a
+//! log line or the reuse cache (only its `sid` hash); a token handed out again is one the
+//! denylist cleared in this exchange, signed by the active key.
 
 pub mod policy;
+pub mod reuse;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -23,6 +26,7 @@ use crate::keys::KeyService;
 use crate::keys::signer::SignerError;
 use crate::sessions::{Principal, SessionBackend, SessionError, SubjectTokenType};
 use crate::tokens::{RequestContext, TokenIssuer, TokenRequest};
+use reuse::{RequestKey, Reusable, Reuse};
 
 /// What a gateway asks for, in any front end's dialect, once parsed.
 #[derive(Debug, Default, Clone, Copy)]
@@ -39,11 +43,12 @@ pub struct ExchangeRequest<'a> {
     pub context: Option<&'a RequestContext>,
 }
 
-/// A token issued (or, with reuse, handed out again).
+/// A token issued (or, with reuse, handed out again: the strings are shared with the
+/// reuse cache, not copied).
 #[derive(Debug)]
 pub struct Issued {
-    pub access_token: String,
-    pub jti: String,
+    pub access_token: Arc<str>,
+    pub jti: Arc<str>,
     /// Seconds until `exp`.
     pub expires_in: u64,
     /// The granted scope, when any.
@@ -51,7 +56,9 @@ pub struct Issued {
     /// The user (`anonymous` for an anonymous exchange).
     pub sub: String,
     /// The key that signed it.
-    pub kid: String,
+    pub kid: Arc<str>,
+    /// Handed out again (token reuse) rather than signed now.
+    pub reused: bool,
 }
 
 /// Why an exchange was refused. Each variant maps to one row of the HTTP error table.
@@ -91,6 +98,7 @@ pub struct Exchanger {
     clock: Arc<dyn Clock>,
     anonymous_roles: Vec<String>,
     no_claims: Map<String, serde_json::Value>,
+    reuse: Reuse,
 }
 
 impl std::fmt::Debug for Exchanger {
@@ -121,7 +129,19 @@ impl Exchanger {
             clock,
             anonymous_roles,
             no_claims: Map::new(),
+            reuse: Reuse::off(),
         }
+    }
+
+    /// Token reuse (`token.reuse_fraction`, `token.reuse_max_entries`); off by default.
+    pub fn with_reuse(mut self, reuse: Reuse) -> Self {
+        self.reuse = reuse;
+        self
+    }
+
+    /// The reuse cache (for tests and diagnostics).
+    pub fn reuse(&self) -> &Reuse {
+        &self.reuse
     }
 
     /// `static`, `redis` or `http`: the label of the session backend's metrics.
@@ -155,7 +175,7 @@ impl Exchanger {
             ))?,
         };
         let now = self.clock.now();
-        let principal = match request.subject_token {
+        let session = match request.subject_token {
             None if client.allow_anonymous => None,
             None => return Err(ExchangeError::AnonymousNotAllowed),
             Some("") => {
@@ -163,7 +183,61 @@ impl Exchanger {
                     "subject_token is empty".into(),
                 ));
             }
-            Some(token) => Some(self.resolve_session(token, token_type, now).await?),
+            Some(token) => {
+                if !self.sessions.supports(token_type) {
+                    return Err(ExchangeError::InvalidRequest(
+                        format!(
+                            "the {} session backend does not accept this subject_token_type",
+                            self.sessions.name()
+                        )
+                        .into(),
+                    ));
+                }
+                Some((token, self.sessions.sid_of(token)))
+            }
+        };
+        let session_sid = session.as_ref().map(|(_, sid)| sid.as_str());
+        let key = self.reuse.key(&RequestKey {
+            client_id: &client.id,
+            ttl_seconds: client.ttl_seconds,
+            token_type,
+            sid: session_sid,
+            audience,
+            scope: scope.as_deref(),
+            ctx,
+        });
+        let mut candidate = key.as_ref().and_then(|k| {
+            self.reuse
+                .candidate(k, now, self.keys.current().active().kid())
+        });
+        if session_sid.is_some() || candidate.is_some() {
+            // The one denylist lookup: the session, and the token we may hand out again.
+            let check = crate::infra::metrics::time_backend(
+                "denylist",
+                self.denylist.check_exchange(
+                    session_sid,
+                    candidate.as_deref().map(Reusable::facts),
+                    now,
+                ),
+            )
+            .await;
+            match check {
+                Ok(c) if c.session_revoked => return Err(ExchangeError::SessionRevoked),
+                Ok(c) if c.token_revoked => {
+                    if let Some(k) = &key {
+                        self.reuse.forget(k);
+                    }
+                    candidate = None;
+                }
+                Ok(_) => {}
+                Err(e) if session_sid.is_some() => return Err(ExchangeError::Denylist(e)),
+                // Anonymous: no denylist needed to sign a fresh token.
+                Err(_) => candidate = None,
+            }
+        }
+        let principal = match &session {
+            Some((token, _)) => Some(self.resolve_session(token, now).await?),
+            None => None,
         };
         let (sub, roles, extra, sid) = match &principal {
             Some(p) => (
@@ -180,6 +254,23 @@ impl Exchanger {
             ),
         };
         let keyring = self.keys.current();
+        let active_kid = keyring.active().kid();
+        let principal_digest = key.map(|_| reuse::principal_digest(sub, roles, extra, sid));
+        if let (Some(c), Some(digest)) = (&candidate, &principal_digest)
+            && c.principal == *digest
+            && self.reuse.is_reusable(c, now, active_kid)
+        {
+            self.reuse.record(true);
+            return Ok(Issued {
+                access_token: c.jwt.clone(),
+                jti: c.jti.clone(),
+                expires_in: (c.exp - now) as u64,
+                scope,
+                sub: sub.to_owned(),
+                kid: c.kid.clone(),
+                reused: true,
+            });
+        }
         let token = self
             .issuer
             .issue(
@@ -198,43 +289,39 @@ impl Exchanger {
                 now,
             )
             .map_err(ExchangeError::Signing)?;
-        Ok(Issued {
-            access_token: token.jwt,
-            jti: token.jti,
+        let issued = Issued {
+            access_token: token.jwt.into(),
+            jti: token.jti.into(),
             expires_in: token.expires_in,
             scope,
             sub: sub.to_owned(),
-            kid: keyring.active().kid().to_owned(),
-        })
+            kid: active_kid.into(),
+            reused: false,
+        };
+        if let (Some(key), Some(principal)) = (key, principal_digest) {
+            self.reuse.record(false);
+            self.reuse.keep(
+                key,
+                Reusable {
+                    principal,
+                    jwt: issued.access_token.clone(),
+                    jti: issued.jti.clone(),
+                    kid: issued.kid.clone(),
+                    sub: sub.into(),
+                    issued_at: now,
+                    exp: now + client.ttl_seconds as i64,
+                },
+            );
+        }
+        Ok(issued)
     }
 
-    /// The session's user, unless the session is revoked (denylist first: a revoked
-    /// session never reaches the backend) or unknown.
+    /// The session's user (the denylist has cleared the session), or a refusal.
     async fn resolve_session(
         &self,
         token: &str,
-        token_type: SubjectTokenType,
         now: UnixTime,
     ) -> Result<Arc<Principal>, ExchangeError> {
-        if !self.sessions.supports(token_type) {
-            return Err(ExchangeError::InvalidRequest(
-                format!(
-                    "the {} session backend does not accept this subject_token_type",
-                    self.sessions.name()
-                )
-                .into(),
-            ));
-        }
-        let sid = self.sessions.sid_of(token);
-        let revoked = crate::infra::metrics::time_backend(
-            "denylist",
-            self.denylist.is_session_revoked(&sid, now),
-        )
-        .await
-        .map_err(ExchangeError::Denylist)?;
-        if revoked {
-            return Err(ExchangeError::SessionRevoked);
-        }
         let started = std::time::Instant::now();
         let resolved = self.sessions.resolve(token, now).await;
         // A refusal is an answer, not a backend error.

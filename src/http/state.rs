@@ -12,6 +12,7 @@ use crate::clients::admin::AdminToken;
 use crate::config::{ConfigSource, Settings};
 use crate::denylist::DenylistStore;
 use crate::exchange::Exchanger;
+use crate::exchange::reuse::Reuse;
 use crate::infra::clock::Clock;
 use crate::keys::KeyService;
 use crate::readiness::Readiness;
@@ -82,7 +83,12 @@ impl AppState {
                 issuer.clone(),
                 clock.clone(),
                 settings.token.anonymous_roles.clone(),
-            ),
+            )
+            .with_reuse(Reuse::new(
+                settings.token.reuse_fraction,
+                settings.token.reuse_max_entries,
+                settings.token.max_ttl_seconds,
+            )),
             introspection: Introspection::new(
                 keys.clone(),
                 issuer,

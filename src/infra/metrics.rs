@@ -20,6 +20,7 @@ pub const KEYSTORE_UP: &str = "tessera_keystore_up";
 pub const KEY_ROTATION_INTERVAL: &str = "tessera_key_rotation_interval_seconds";
 pub const KEY_PUBLISH_LEAD: &str = "tessera_key_publish_lead_seconds";
 pub const CONFIG_RELOADS: &str = "tessera_config_reloads_total";
+pub const TOKEN_REUSE: &str = "tessera_token_reuse_total";
 
 /// Latency buckets from 100 µs to 5 s.
 const BUCKETS: &[f64] = &[
@@ -110,6 +111,10 @@ fn describe() {
         metrics::Unit::Seconds,
         "keys.rotation_interval_seconds (0 = rotation only by hand)"
     );
+    metrics::describe_counter!(
+        TOKEN_REUSE,
+        "Exchanges answered with an earlier, still young token (hit) or a new signature (miss)"
+    );
     metrics::describe_gauge!(
         KEY_PUBLISH_LEAD,
         metrics::Unit::Seconds,
@@ -169,6 +174,17 @@ pub fn register_config_reloads() {
     for result in ["ok", "error"] {
         metrics::counter!(CONFIG_RELOADS, "result" => result).increment(0);
     }
+}
+
+/// The token reuse counters `[hit, miss]`, registered at 0 (the recorder is installed
+/// first, so the handles count into it).
+pub fn reuse_counters() -> [metrics::Counter; 2] {
+    let _ = handle();
+    ["hit", "miss"].map(|result| {
+        let counter = metrics::counter!(TOKEN_REUSE, "result" => result);
+        counter.increment(0);
+        counter
+    })
 }
 
 /// Times a backend call and counts its errors (every `Err` is one).

@@ -19,3 +19,4 @@ mod reload;
 mod revocation;
 mod sessions_http;
 mod sessions_redis;
+mod token_reuse;

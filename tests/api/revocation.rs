@@ -141,7 +141,13 @@ async fn a_revoked_subject_kills_earlier_tokens_but_not_later_ones(backend: Back
 async fn a_revoked_jti_kills_that_token_only(backend: Backend) {
     let app = backend.spawn().await;
     let jwt = app.token_for(Some(USER_SESSION)).await;
-    let twin = app.token_for(Some(USER_SESSION)).await;
+    // Another audience: another token (the same request would reuse the first one).
+    let response = app
+        .exchange_json(json!({"subject_token": USER_SESSION, "audience": "product-inventory"}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    let twin = body["access_token"].as_str().expect("token").to_owned();
     let jti = app.introspect(&jwt).await["jti"]
         .as_str()
         .expect("jti")
@@ -150,6 +156,65 @@ async fn a_revoked_jti_kills_that_token_only(backend: Backend) {
     assert_eq!(response.status(), 200);
     assert_eq!(app.introspect(&jwt).await["active"], false);
     assert_eq!(app.introspect(&twin).await["active"], true);
+}
+
+/// Token reuse never hands out a token the denylist covers: after `/revoke` of it, after
+/// its subject's revocation, after its session's (then the exchange is refused).
+async fn a_revoked_token_is_never_handed_out_again(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(1_800_000_000));
+    let app = backend.spawn_with_clock(clock.clone()).await;
+    let exchange = async || {
+        let response = app
+            .exchange_json(json!({"subject_token": ADMIN_SESSION}))
+            .await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("json");
+        body["access_token"].as_str().expect("token").to_owned()
+    };
+    let first = exchange().await;
+    assert_eq!(
+        exchange().await,
+        first,
+        "a repeat exchange reuses the young token"
+    );
+    let response = app
+        .http
+        .post(app.url("/revoke"))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[("token", first.as_str())])
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(response.status(), 200);
+    let second = exchange().await;
+    assert_ne!(second, first, "never the revoked token");
+    assert_eq!(app.introspect(&second).await["active"], true);
+    assert_eq!(exchange().await, second);
+
+    let response = app.admin_revoke(json!({"subject": "user-1"})).await;
+    assert_eq!(response.status(), 200);
+    clock.advance(1);
+    let third = exchange().await;
+    assert!(
+        third != first && third != second,
+        "the subject's earlier tokens are dead"
+    );
+    assert_eq!(app.introspect(&third).await["active"], true);
+    assert_eq!(exchange().await, third);
+
+    let response = app.admin_revoke(json!({"session": ADMIN_SESSION})).await;
+    assert_eq!(response.status(), 200);
+    let response = app
+        .exchange_json(json!({"subject_token": ADMIN_SESSION}))
+        .await;
+    assert_oauth_error(response, 400, "invalid_grant").await;
+    // Anonymous tokens are reused too, and checked the same way.
+    let anonymous = app.token_for(None).await;
+    assert_eq!(app.token_for(None).await, anonymous);
+    let jti = app.introspect(&anonymous).await["jti"].clone();
+    let response = app.admin_revoke(json!({"jti": jti})).await;
+    assert_eq!(response.status(), 200);
+    assert_ne!(app.token_for(None).await, anonymous);
 }
 
 macro_rules! on_every_backend {
@@ -182,6 +247,7 @@ on_every_backend!(
     a_revoked_session_kills_its_tokens_and_its_exchanges,
     a_revoked_subject_kills_earlier_tokens_but_not_later_ones,
     a_revoked_jti_kills_that_token_only,
+    a_revoked_token_is_never_handed_out_again,
 );
 
 #[tokio::test]

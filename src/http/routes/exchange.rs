@@ -81,6 +81,18 @@ pub struct ExchangeResponse {
     pub scope: Option<String>,
 }
 
+/// [`ExchangeResponse`] as written: borrowing the token (shared with the reuse cache)
+/// instead of copying it.
+#[derive(Debug, Serialize)]
+struct Rendered<'a> {
+    access_token: &'a str,
+    issued_token_type: &'static str,
+    token_type: &'static str,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+}
+
 /// Exchange a gateway session token (or nothing, for anonymous traffic) for an internal JWT.
 #[utoipa::path(post, path = "/exchange", tag = "exchange",
     request_body(content(
@@ -254,17 +266,17 @@ async fn exchange(
         )
         .await?;
     span.record("sub", issued.sub.as_str());
-    span.record("jti", issued.jti.as_str());
-    tracing::debug!(kid = issued.kid, "token issued");
+    span.record("jti", &*issued.jti);
+    tracing::debug!(kid = &*issued.kid, reused = issued.reused, "token issued");
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")))
-        .json(ExchangeResponse {
-            access_token: issued.access_token,
+        .json(Rendered {
+            access_token: &issued.access_token,
             issued_token_type: JWT_TOKEN_TYPE,
             token_type: "Bearer",
             expires_in: issued.expires_in,
-            scope: issued.scope,
+            scope: issued.scope.as_deref(),
         }))
 }
 
@@ -286,6 +298,28 @@ mod tests {
         )
         .expect_err("duplicate");
         assert!(matches!(err, ApiError::InvalidRequest(_)));
+    }
+
+    #[test]
+    fn the_rendered_response_is_the_documented_one() {
+        let documented = ExchangeResponse {
+            access_token: "a.b.c".into(),
+            issued_token_type: JWT_TOKEN_TYPE,
+            token_type: "Bearer",
+            expires_in: 42,
+            scope: Some("read".into()),
+        };
+        let rendered = Rendered {
+            access_token: "a.b.c",
+            issued_token_type: JWT_TOKEN_TYPE,
+            token_type: "Bearer",
+            expires_in: 42,
+            scope: Some("read"),
+        };
+        assert_eq!(
+            serde_json::to_value(&documented).expect("json"),
+            serde_json::to_value(&rendered).expect("json")
+        );
     }
 
     #[test]
