@@ -59,6 +59,8 @@ pub struct Client {
     pub ttl_seconds: u64,
     /// `rate_limit_per_second` / `rate_limit_burst`; `None` = unlimited.
     pub limiter: Option<crate::clients::limits::Limiter>,
+    /// May follow the revocation feed.
+    pub revocation_feed: bool,
 }
 
 /// Client authentication with its limits: the registry, the per-address failure limiter
@@ -206,6 +208,7 @@ impl Client {
             ttl_seconds: settings.ttl_for(c.max_ttl_seconds),
             limiter: crate::clients::limits::Rate::new(c.rate_limit_per_second, c.rate_limit_burst)
                 .map(crate::clients::limits::Limiter::new),
+            revocation_feed: c.revocation_feed,
         }
     }
 }
@@ -268,6 +271,7 @@ mod tests {
             max_ttl_seconds: 0,
             rate_limit_per_second: 0,
             rate_limit_burst: 0,
+            revocation_feed: false,
         });
         ClientRegistry::from_settings(&settings)
     }
@@ -345,6 +349,7 @@ mod tests {
             max_ttl_seconds: 0,
             rate_limit_per_second: 0,
             rate_limit_burst: 0,
+            revocation_feed: false,
         });
         ClientRegistry::from_settings(&settings)
     }
@@ -395,6 +400,7 @@ mod tests {
             max_ttl_seconds: 0,
             rate_limit_per_second: 1,
             rate_limit_burst: 1,
+            revocation_feed: false,
         });
         let r = ClientRegistry::from_settings(&settings);
         let client = auth(&r, None, Some(("gateway", "s"))).expect("auth");

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
-use super::{ConfigError, check_range, invalid};
+use super::{ConfigError, check_nonzero, check_range, invalid};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -28,6 +28,8 @@ pub struct ServerSettings {
     pub auth_failures_per_second: u32,
     /// Failures an address may make in a row before the rate applies.
     pub auth_failures_burst: u32,
+    /// Concurrent `GET /revocations/stream` subscribers per client; past it, `429`.
+    pub max_feed_subscribers: usize,
 }
 
 impl Default for ServerSettings {
@@ -42,6 +44,7 @@ impl Default for ServerSettings {
             client_disconnect_timeout_ms: 1000,
             auth_failures_per_second: 1,
             auth_failures_burst: 20,
+            max_feed_subscribers: 1000,
         }
     }
 }
@@ -53,6 +56,11 @@ impl ServerSettings {
             self.max_body_bytes as u64,
             256..=16 * 1024 * 1024,
             "the default 16384 fits every exchange request",
+        )?;
+        check_nonzero(
+            "server.max_feed_subscribers",
+            self.max_feed_subscribers as u64,
+            "the default 1000 allows one feed connection per service replica",
         )
     }
 }

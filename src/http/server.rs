@@ -48,6 +48,7 @@ impl Application {
         let state = web::Data::new(AppState::build(settings, clock).await?);
         crate::infra::metrics::register_backends(state.exchanger.session_backend_name());
         state.keys.clone().spawn_maintenance(reload_every);
+        state.feed.start();
         if state.clients.is_empty() {
             tracing::warn!(
                 "no [[clients]] configured: every exchange will fail with invalid_client"
@@ -96,6 +97,7 @@ impl Application {
         let (state, handle) = (self.state.clone(), self.server.handle());
         async move {
             state.readiness.shut_down();
+            state.feed.close();
             tracing::info!("shutting down: readiness off, finishing requests in flight");
             handle.stop(true).await;
         }

@@ -11,6 +11,7 @@ use crate::clients::Clients;
 use crate::config::Settings;
 use crate::denylist::DenylistStore;
 use crate::exchange::Exchanger;
+use crate::feed::Feed;
 use crate::infra::clock::Clock;
 use crate::keys::KeyService;
 use crate::readiness::Readiness;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub clients: Arc<Clients>,
     pub exchanger: Exchanger,
     pub revocations: Arc<Revocations>,
+    /// The revocation feed (`GET /revocations/stream`).
+    pub feed: Arc<Feed>,
     pub introspection: Introspection,
     pub readiness: Readiness,
     /// Discovery document, serialized once.
@@ -47,8 +50,10 @@ impl AppState {
         let denylist = Arc::new(DenylistStore::from_settings(&settings)?);
         let clients = Arc::new(Clients::from_settings(&settings));
         let issuer = TokenIssuer::new(&settings.issuer, settings.token.clock_skew_seconds);
+        let feed = Arc::new(Feed::new(&settings, &denylist));
         let revocations = Arc::new(Revocations::new(
             denylist.clone(),
+            feed.clone(),
             sessions.clone(),
             clock.clone(),
             settings.token.max_ttl_seconds,
@@ -80,6 +85,7 @@ impl AppState {
                 Arc::new(AtomicBool::new(false)),
             ),
             revocations,
+            feed,
             discovery_json: Bytes::from(serde_json::to_vec(&metadata)?),
             openapi_json: Bytes::from(super::openapi::document()),
             jwks_cache_control: HeaderValue::from_str(&cache_control)?,
