@@ -228,8 +228,11 @@ fn revoke(settings: &Settings, args: RevokeArgs) -> anyhow::Result<String> {
             );
         }
         let sessions = crate::sessions::SessionBackend::from_settings(settings)?;
+        // Publishes to the shared stream only; the servers follow it.
+        let feed = crate::feed::Feed::new(settings, &denylist);
         let revocations = Revocations::new(
             std::sync::Arc::new(denylist),
+            std::sync::Arc::new(feed),
             std::sync::Arc::new(sessions),
             std::sync::Arc::new(crate::infra::clock::SystemClock),
             settings.token.max_ttl_seconds,

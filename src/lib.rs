@@ -11,6 +11,7 @@ pub mod clients;
 pub mod config;
 pub mod denylist;
 pub mod exchange;
+pub mod feed;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;

@@ -3,13 +3,15 @@
 //! token still good?" is answered from its signature, lifetime and the denylist.
 //!
 //! Invariants: a session is stored only as its `sid` hash, canonicalized exactly as the
-//! exchange does; every revocation writes one audit record; a denylist that cannot answer
+//! exchange does; every revocation writes one audit record and, once stored, one event on
+//! the revocation feed; a denylist that cannot answer
 //! is an error, never "not revoked".
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::denylist::{Denylist as _, DenylistStore, Revocation, TokenFacts};
+use crate::feed::Feed;
 use crate::infra::clock::Clock;
 use crate::infra::redis::RedisUnavailable;
 use crate::keys::KeyService;
@@ -65,6 +67,8 @@ pub struct Revoked {
 /// Makes revocations: admin API, CLI, and RFC 7009 for a gateway's own tokens.
 pub struct Revocations {
     denylist: Arc<DenylistStore>,
+    /// Every stored revocation is also published here.
+    feed: Arc<Feed>,
     sessions: Arc<SessionBackend>,
     clock: Arc<dyn Clock>,
     /// A revoked jti lives as long as the longest token could.
@@ -74,12 +78,14 @@ pub struct Revocations {
 impl Revocations {
     pub fn new(
         denylist: Arc<DenylistStore>,
+        feed: Arc<Feed>,
         sessions: Arc<SessionBackend>,
         clock: Arc<dyn Clock>,
         max_token_ttl_seconds: u64,
     ) -> Self {
         Self {
             denylist,
+            feed,
             sessions,
             clock,
             max_token_ttl: max_token_ttl_seconds as i64,
@@ -142,6 +148,15 @@ impl Revocations {
             crate::infra::metrics::time_backend("denylist", self.denylist.revoke(revocation, now))
                 .await
                 .map_err(RevocationError::Denylist)?;
+        if ttl > 0 {
+            // After the denylist: whoever sees the event finds the entry there too.
+            crate::infra::metrics::time_backend(
+                "denylist",
+                self.feed.publish(revocation, now, ttl),
+            )
+            .await
+            .map_err(RevocationError::Denylist)?;
+        }
         metrics::counter!(crate::infra::metrics::REVOCATIONS, "kind" => revocation.kind())
             .increment(1);
         tracing::info!(

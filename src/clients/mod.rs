@@ -66,6 +66,8 @@ pub struct Client {
     pub ttl_seconds: u64,
     /// `rate_limit_per_second` / `rate_limit_burst`; `None` = unlimited.
     pub limiter: Option<crate::clients::limits::Limiter>,
+    /// May follow the revocation feed.
+    pub revocation_feed: bool,
 }
 
 /// Client authentication with its limits: the registry, the per-address failure limiter
@@ -268,6 +270,7 @@ impl Client {
             ttl_seconds: settings.ttl_for(c.max_ttl_seconds),
             limiter: crate::clients::limits::Rate::new(c.rate_limit_per_second, c.rate_limit_burst)
                 .map(crate::clients::limits::Limiter::new),
+            revocation_feed: c.revocation_feed,
         }
     }
 }
@@ -330,6 +333,7 @@ mod tests {
             max_ttl_seconds: 0,
             rate_limit_per_second: 0,
             rate_limit_burst: 0,
+            revocation_feed: false,
         });
         ClientRegistry::from_settings(&settings, None)
     }
@@ -408,6 +412,7 @@ mod tests {
             max_ttl_seconds: 0,
             rate_limit_per_second: 0,
             rate_limit_burst: 0,
+            revocation_feed: false,
         });
         ClientRegistry::from_settings(&settings, None)
     }
@@ -458,6 +463,7 @@ mod tests {
             max_ttl_seconds: 0,
             rate_limit_per_second: 1,
             rate_limit_burst: 1,
+            revocation_feed: false,
         });
         let r = ClientRegistry::from_settings(&settings, None);
         let client = auth(&r, None, Some(("gateway", "s"))).expect("auth");

@@ -41,6 +41,9 @@ pub struct ClientSettings {
     /// Requests the client may make in a burst (0 = one second's worth).
     #[serde(default)]
     pub rate_limit_burst: u32,
+    /// May follow `GET /revocations/stream`.
+    #[serde(default)]
+    pub revocation_feed: bool,
 }
 
 impl ClientSettings {

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
-use super::{ConfigError, check_range, invalid};
+use super::{ConfigError, check_nonzero, check_range, invalid};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -31,6 +31,8 @@ pub struct ServerSettings {
     /// Where `tessera serve` writes its process id (removed at exit), so that
     /// `tessera reload` can signal it; unset = no file.
     pub pid_file: Option<std::path::PathBuf>,
+    /// Concurrent `GET /revocations/stream` subscribers per client; past it, `429`.
+    pub max_feed_subscribers: usize,
 }
 
 impl Default for ServerSettings {
@@ -46,6 +48,7 @@ impl Default for ServerSettings {
             auth_failures_per_second: 1,
             auth_failures_burst: 20,
             pid_file: None,
+            max_feed_subscribers: 1000,
         }
     }
 }
@@ -57,6 +60,11 @@ impl ServerSettings {
             self.max_body_bytes as u64,
             256..=16 * 1024 * 1024,
             "the default 16384 fits every exchange request",
+        )?;
+        check_nonzero(
+            "server.max_feed_subscribers",
+            self.max_feed_subscribers as u64,
+            "the default 1000 allows one feed connection per service replica",
         )
     }
 }

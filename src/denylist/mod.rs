@@ -189,6 +189,15 @@ impl DenylistStore {
         matches!(self, Self::Redis(_))
     }
 
+    /// The Redis client and key prefix, when the denylist is in Redis (the feed's stream
+    /// lives next to it, in the same hash slot).
+    pub fn redis_parts(&self) -> Option<(&RedisClient, &str)> {
+        match self {
+            Self::Memory(_) => None,
+            Self::Redis(r) => Some((r.client(), r.prefix())),
+        }
+    }
+
     /// Readiness: `None` when nothing external is configured.
     pub async fn check(&self) -> Option<Result<(), RedisUnavailable>> {
         match self {
@@ -262,6 +271,10 @@ impl Keys {
         Self {
             prefix: prefix.to_owned(),
         }
+    }
+
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     pub(crate) fn jti(&self, jti: &str) -> String {

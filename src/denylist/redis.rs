@@ -38,6 +38,15 @@ impl RedisDenylist {
         self.client.ping().await
     }
 
+    pub fn client(&self) -> &RedisClient {
+        &self.client
+    }
+
+    /// The key prefix (hash-tagged in a cluster).
+    pub fn prefix(&self) -> &str {
+        self.keys.prefix()
+    }
+
     /// The storage key of a revocation (for tests and diagnostics).
     pub fn key_of(&self, revocation: &Revocation) -> String {
         self.keys.of(revocation)

@@ -82,6 +82,7 @@ mod tests {
             max_ttl_seconds: 0,
             rate_limit_per_second: 0,
             rate_limit_burst: 0,
+            revocation_feed: false,
         };
         Client::from_settings(&c, &settings)
     }

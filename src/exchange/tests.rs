@@ -45,6 +45,7 @@ fn client(allow_anonymous: bool) -> Client {
         max_ttl_seconds: 0,
         rate_limit_per_second: 0,
         rate_limit_burst: 0,
+        revocation_feed: false,
     };
     Client::from_settings(&c, &Settings::default())
 }

@@ -79,6 +79,10 @@ pub enum ApiError {
         cause: Cause,
     },
     #[error("{0}")]
+    AccessDenied(Text),
+    #[error("too many open feed connections for this client (at most {limit}); retry later")]
+    TooManySubscribers { limit: usize },
+    #[error("{0}")]
     Conflict(Text),
     #[error("no such endpoint")]
     NotFound,
@@ -136,6 +140,11 @@ impl ApiError {
             Self::Unavailable { backend, .. } => Row {
                 retry_after: Some(backend.retry_after()),
                 ..row(S::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+            },
+            Self::AccessDenied(_) => row(S::FORBIDDEN, "access_denied"),
+            Self::TooManySubscribers { .. } => Row {
+                retry_after: Some(5),
+                ..row(S::TOO_MANY_REQUESTS, "slow_down")
             },
             Self::Conflict(_) => row(S::CONFLICT, "conflict"),
             Self::NotFound => row(S::NOT_FOUND, "not_found"),
@@ -257,6 +266,16 @@ impl From<RevocationError> for ApiError {
         match e {
             RevocationError::InvalidTarget(text) => Self::InvalidRequest(text),
             RevocationError::Denylist(cause) => Self::unavailable(Backend::Denylist, cause),
+        }
+    }
+}
+
+impl From<crate::feed::FeedError> for ApiError {
+    fn from(e: crate::feed::FeedError) -> Self {
+        use crate::feed::FeedError;
+        match e {
+            FeedError::Unavailable(cause) => Self::unavailable(Backend::Denylist, cause),
+            FeedError::TooManySubscribers { limit } => Self::TooManySubscribers { limit },
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::http::AppState;
         super::routes::exchange::oauth2_token,
         super::routes::revoke::revoke_token,
         super::routes::introspect::introspect_token,
+        super::routes::feed::stream_revocations,
         super::routes::admin::create_revocation,
         super::routes::admin::list_keys,
         super::routes::admin::rotate_keys,
@@ -34,7 +35,7 @@ use crate::http::AppState;
     modifiers(&SecuritySchemes),
     tags(
         (name = "exchange", description = "Gateways exchange session tokens for internal JWTs"),
-        (name = "revocation", description = "Revoke and introspect tokens (RFC 7009, RFC 7662)"),
+        (name = "revocation", description = "Revoke and introspect tokens (RFC 7009, RFC 7662), and follow revocations"),
         (name = "admin", description = "Operator endpoints (admin bearer token)"),
         (name = "keys", description = "Public keys for offline verification"),
         (name = "discovery", description = "Server metadata (RFC 8414)"),

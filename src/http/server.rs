@@ -58,6 +58,7 @@ impl Application {
         crate::infra::metrics::register_backends(state.exchanger.session_backend_name());
         crate::infra::metrics::register_config_reloads();
         state.keys.clone().spawn_maintenance(reload_every);
+        state.feed.start();
         if state.clients.is_empty() {
             tracing::warn!(
                 "no [[clients]] configured: every exchange will fail with invalid_client"
@@ -106,6 +107,7 @@ impl Application {
         let (state, handle) = (self.state.clone(), self.server.handle());
         async move {
             state.readiness.shut_down();
+            state.feed.close();
             tracing::info!("shutting down: readiness off, finishing requests in flight");
             handle.stop(true).await;
         }

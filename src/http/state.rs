@@ -13,6 +13,7 @@ use crate::config::{ConfigSource, Settings};
 use crate::denylist::DenylistStore;
 use crate::exchange::Exchanger;
 use crate::exchange::reuse::Reuse;
+use crate::feed::Feed;
 use crate::infra::clock::Clock;
 use crate::keys::KeyService;
 use crate::readiness::Readiness;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub clients: Arc<Clients>,
     pub exchanger: Exchanger,
     pub revocations: Arc<Revocations>,
+    /// The revocation feed (`GET /revocations/stream`).
+    pub feed: Arc<Feed>,
     pub introspection: Introspection,
     pub readiness: Readiness,
     /// Discovery document, serialized once.
@@ -57,8 +60,10 @@ impl AppState {
         let denylist = Arc::new(DenylistStore::from_settings(&settings)?);
         let clients = Arc::new(Clients::from_settings(&settings));
         let issuer = TokenIssuer::new(&settings.issuer, settings.token.clock_skew_seconds);
+        let feed = Arc::new(Feed::new(&settings, &denylist));
         let revocations = Arc::new(Revocations::new(
             denylist.clone(),
+            feed.clone(),
             sessions.clone(),
             clock.clone(),
             settings.token.max_ttl_seconds,
@@ -103,6 +108,7 @@ impl AppState {
                 Arc::new(AtomicBool::new(false)),
             ),
             revocations,
+            feed,
             discovery_json: Bytes::from(serde_json::to_vec(&metadata)?),
             openapi_json: Bytes::from(super::openapi::document()),
             jwks_cache_control: HeaderValue::from_str(&cache_control)?,

@@ -16,6 +16,7 @@ pub const BACKEND_DURATION: &str = "tessera_backend_duration_seconds";
 pub const REVOCATIONS: &str = "tessera_revocations_total";
 pub const RATE_LIMITED: &str = "tessera_rate_limited_total";
 pub const KEYS: &str = "tessera_keys";
+pub const FEED_SUBSCRIBERS: &str = "tessera_feed_subscribers";
 pub const KEYSTORE_UP: &str = "tessera_keystore_up";
 pub const KEY_ROTATION_INTERVAL: &str = "tessera_key_rotation_interval_seconds";
 pub const KEY_PUBLISH_LEAD: &str = "tessera_key_publish_lead_seconds";
@@ -103,6 +104,10 @@ fn describe() {
         "Published signing keys by state (pending, active, retired); active is 1 when healthy"
     );
     metrics::describe_gauge!(
+        FEED_SUBSCRIBERS,
+        "Open GET /revocations/stream connections on this replica"
+    );
+    metrics::describe_gauge!(
         KEYSTORE_UP,
         "1 when the last keyring maintenance round (keystore read, scheduled rotation) succeeded, else 0"
     );
@@ -166,6 +171,7 @@ pub fn register_backends(session_backend: &'static str) {
     for backend in ["denylist", session_backend] {
         metrics::counter!(BACKEND_ERRORS, "backend" => backend).increment(0);
     }
+    metrics::gauge!(FEED_SUBSCRIBERS).increment(0.0);
 }
 
 /// Registers both reload outcomes at 0, so a failed reload is an increase, not a new

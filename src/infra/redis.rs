@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Value};
@@ -32,6 +34,8 @@ pub struct RedisUnavailable {
 enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+    /// A connection of its own, for blocking commands.
+    Dedicated(MultiplexedConnection),
 }
 
 impl ConnectionLike for Conn {
@@ -39,6 +43,7 @@ impl ConnectionLike for Conn {
         match self {
             Self::Single(c) => c.req_packed_command(cmd),
             Self::Cluster(c) => c.req_packed_command(cmd),
+            Self::Dedicated(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -51,6 +56,7 @@ impl ConnectionLike for Conn {
         match self {
             Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Dedicated(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -58,6 +64,7 @@ impl ConnectionLike for Conn {
         match self {
             Self::Single(c) => c.get_db(),
             Self::Cluster(c) => c.get_db(),
+            Self::Dedicated(c) => c.get_db(),
         }
     }
 }
@@ -242,6 +249,39 @@ impl RedisClient {
             .await
     }
 
+    /// A connection of its own for a blocking command (`XREAD BLOCK`), which would stall
+    /// the shared multiplexed one. Single node: its responses may take `block` longer
+    /// than the timeout; cluster: the cluster's timeout bounds it, so `block` is half the
+    /// timeout there. Returns the connection and the block time to use with it.
+    pub async fn blocking(&self, block: Duration) -> Result<BlockingConnection, RedisUnavailable> {
+        let (conn, block) = match &*self.source {
+            Source::Single { client, .. } => {
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(block + self.timeout));
+                let connect = client.get_multiplexed_async_connection_with_config(&config);
+                let conn = tokio::time::timeout(self.timeout, connect)
+                    .await
+                    .map_err(|_| self.unavailable("timed out"))?
+                    .map_err(|e| self.unavailable(error_reason(&e)))?;
+                (Conn::Dedicated(conn), block)
+            }
+            Source::Cluster(client) => {
+                let conn = tokio::time::timeout(self.timeout, client.get_async_connection())
+                    .await
+                    .map_err(|_| self.unavailable("timed out"))?
+                    .map_err(|e| self.unavailable(error_reason(&e)))?;
+                (Conn::Cluster(conn), (self.timeout / 2).min(block))
+            }
+        };
+        Ok(BlockingConnection {
+            conn,
+            block,
+            limit: block + self.timeout,
+            client: self.clone(),
+        })
+    }
+
     /// `PING`, for readiness.
     pub async fn ping(&self) -> Result<(), RedisUnavailable> {
         let pong: String = self.query(redis::cmd("PING")).await?;
@@ -249,6 +289,29 @@ impl RedisClient {
             Ok(())
         } else {
             Err(self.unavailable("unexpected PING answer"))
+        }
+    }
+}
+
+/// A connection for blocking commands (see [`RedisClient::blocking`]).
+pub struct BlockingConnection {
+    conn: Conn,
+    /// How long a blocking command may block on this connection.
+    pub block: Duration,
+    limit: Duration,
+    client: RedisClient,
+}
+
+impl BlockingConnection {
+    /// One command, bounded by the block time plus the timeout.
+    pub async fn query<T: FromRedisValue + Send>(
+        &mut self,
+        cmd: Cmd,
+    ) -> Result<T, RedisUnavailable> {
+        match tokio::time::timeout(self.limit, cmd.query_async(&mut self.conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.client.unavailable(error_reason(&e))),
+            Err(_) => Err(self.client.unavailable("timed out")),
         }
     }
 }

@@ -51,6 +51,7 @@ pub fn test_settings(keys_dir: &Path) -> Settings {
             max_ttl_seconds: 0,
             rate_limit_per_second: 0,
             rate_limit_burst: 0,
+            revocation_feed: false,
         },
         ClientSettings {
             id: STRICT_CLIENT_ID.into(),
@@ -62,6 +63,7 @@ pub fn test_settings(keys_dir: &Path) -> Settings {
             max_ttl_seconds: 120,
             rate_limit_per_second: 0,
             rate_limit_burst: 0,
+            revocation_feed: false,
         },
     ];
     let claims = |email: &str| {

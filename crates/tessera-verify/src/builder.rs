@@ -2,13 +2,16 @@
 //! place where a verifier's parts (HTTP client, key cache, `Validation`) are made.
 //!
 //! Invariant: building has no effect outside the verifier (no process-wide TLS provider,
-//! no background task until the first verification needs one).
+//! no background task until the first verification needs one — except the revocation
+//! feed's, which starts at once on the current runtime so revocations are known before
+//! the first token arrives).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, Validation};
 
+use crate::feed::RevocationFeed;
 use crate::introspect::Introspection;
 use crate::jwks::JwksCache;
 use crate::{FetchError, Inner, SetupError, Verifier};
@@ -25,6 +28,7 @@ pub struct VerifierBuilder {
     default_max_age: Duration,
     timeout: Duration,
     introspection: Option<Introspection>,
+    feed: Option<RevocationFeed>,
 }
 
 impl VerifierBuilder {
@@ -39,6 +43,7 @@ impl VerifierBuilder {
             default_max_age: Duration::from_secs(300),
             timeout: Duration::from_secs(5),
             introspection: None,
+            feed: None,
         }
     }
 
@@ -83,6 +88,22 @@ impl VerifierBuilder {
     /// Also ask Tessera's `/introspect` and refuse tokens it calls inactive (revoked).
     pub fn introspection(mut self, introspection: Introspection) -> Self {
         self.introspection = Some(introspection);
+        self
+    }
+
+    /// Follow Tessera's revocation feed as this client (it needs `revocation_feed = true`):
+    /// revoked tokens are refused offline ([`VerifyError::Revoked`](crate::VerifyError::Revoked))
+    /// within about a second of the revocation. A background task keeps the live
+    /// revocations in memory and reconnects by itself; see
+    /// [`Verifier::revocation_feed_connected`](crate::Verifier::revocation_feed_connected).
+    pub fn revocation_feed(self, client_id: &str, client_secret: &str) -> Self {
+        self.revocation_feed_with(RevocationFeed::new(client_id, client_secret))
+    }
+
+    /// As [`revocation_feed`](Self::revocation_feed), with settings (URL, fallback to
+    /// `/introspect` while the feed is down).
+    pub fn revocation_feed_with(mut self, feed: RevocationFeed) -> Self {
+        self.feed = Some(feed);
         self
     }
 
@@ -154,6 +175,14 @@ impl VerifierBuilder {
         let introspector = self
             .introspection
             .map(|i| i.into_introspector(http.clone(), &self.issuer));
+        let feed = self
+            .feed
+            .map(|f| f.into_follower(&self.issuer))
+            .transpose()?;
+        // Follow at once when there is a runtime (else on the first verification).
+        if let Some(feed) = &feed {
+            feed.start();
+        }
         Ok(Verifier {
             inner: Arc::new(Inner {
                 jwks: JwksCache::new(http, jwks_uri, self.default_max_age, self.refetch_cooldown),
@@ -162,6 +191,7 @@ impl VerifierBuilder {
                 accepted_typ: self.accepted_typ,
                 validation,
                 introspector,
+                feed,
             }),
         })
     }

@@ -13,6 +13,23 @@ use rustls_platform_verifier::BuilderVerifierExt as _;
 use crate::SetupError;
 
 pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, SetupError> {
+    build(reqwest::Client::builder().timeout(timeout))
+}
+
+/// For a long-lived stream: no bound on the whole request, only on connecting and on the
+/// wait for each read (a silent connection is given up after `read_timeout`).
+pub(crate) fn streaming_client(
+    connect_timeout: Duration,
+    read_timeout: Duration,
+) -> Result<reqwest::Client, SetupError> {
+    build(
+        reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .read_timeout(read_timeout),
+    )
+}
+
+fn build(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, SetupError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -20,8 +37,7 @@ pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, SetupError> {
         .map_err(|e| SetupError::Http(Box::new(e)))?
         .with_no_client_auth();
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    reqwest::Client::builder()
-        .timeout(timeout)
+    builder
         .tls_backend_preconfigured(tls)
         .build()
         .map_err(|e| SetupError::Http(Box::new(e)))

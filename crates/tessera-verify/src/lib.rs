@@ -35,8 +35,10 @@
 //! background (one refresh at a time), so a request never waits for Tessera when its key
 //! is known; an unknown `kid` triggers one refetch (single-flight, with a cooldown so a
 //! flood of forged tokens cannot hammer Tessera); while Tessera is down the last good key
-//! set keeps serving. Optionally, `/introspect` is asked too (cached, single-flight) for
-//! services that must see revocations before a token expires.
+//! set keeps serving. To refuse revoked tokens before they expire, a verifier either
+//! follows Tessera's revocation feed ([`VerifierBuilder::revocation_feed`]: revocations
+//! kept in memory, refused offline within about a second) or asks `/introspect` (cached,
+//! single-flight) on each token.
 //!
 //! Invariants: a verifier has no process-wide side effects (it never installs a TLS
 //! provider, and spawns work only onto the runtime that calls it); its `Validation` is
@@ -47,6 +49,7 @@ mod access;
 mod actix;
 mod builder;
 mod error;
+mod feed;
 #[cfg(any(feature = "actix", feature = "tower"))]
 mod guard;
 mod http;
@@ -65,9 +68,11 @@ pub use access::AccessClaims;
 pub use actix::{RequireToken, RequireTokenMiddleware, Verified};
 pub use builder::VerifierBuilder;
 pub use error::{FetchError, SetupError, VerifyError};
+pub use feed::RevocationFeed;
 pub use introspect::Introspection;
 pub use tessera_claims::{Actor, Claims, RequestContext};
 
+use feed::Follower;
 use introspect::Introspector;
 use jwks::JwksCache;
 
@@ -93,6 +98,7 @@ struct Inner {
     validation: jsonwebtoken::Validation,
     jwks: JwksCache,
     introspector: Option<Introspector>,
+    feed: Option<Follower>,
 }
 
 impl Verifier {
@@ -138,10 +144,23 @@ impl Verifier {
             }
             Err(e) => return Err(error::from_jwt(&e)),
         };
+        if let Some(feed) = &self.inner.feed {
+            let facts = payload::<feed::Facts>(token)?;
+            feed.check(token, &facts).await?;
+        }
         if let Some(introspector) = &self.inner.introspector {
             introspector.check(token).await?;
         }
         Ok(claims)
+    }
+
+    /// Whether the revocation feed is connected now; `None` when this verifier does not
+    /// follow it (see [`VerifierBuilder::revocation_feed`]).
+    pub fn revocation_feed_connected(&self) -> Option<bool> {
+        self.inner.feed.as_ref().map(|f| {
+            f.start();
+            f.is_connected()
+        })
     }
 
     /// The issuer tokens must come from.

@@ -27,7 +27,8 @@ pub fn catalog(verifier: Verifier) -> impl FnOnce(&mut web::ServiceConfig) {
     }
 }
 
-/// `product-inventory`: `GET /branches/{id}/products`, role `admin` only.
+/// `product-inventory`: `GET /branches/{id}/products`, role `admin` only. Its verifier
+/// follows the revocation feed ([`inventory_verifier_from_env`]).
 pub fn inventory(verifier: Verifier) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.service(
@@ -153,4 +154,18 @@ pub fn env(name: &str, default: &str) -> String {
 pub async fn verifier_from_env(audience: &str) -> anyhow::Result<Verifier> {
     let issuer = env("TESSERA_URL", "http://127.0.0.1:8080");
     Ok(Verifier::builder(&issuer, audience).discover().await?)
+}
+
+/// product-inventory's verifier: as [`verifier_from_env`], and it follows Tessera's
+/// revocation feed as `$TESSERA_FEED_CLIENT_ID` (default `demo-inventory`), so a revoked
+/// token is refused within a second, offline.
+pub async fn inventory_verifier_from_env() -> anyhow::Result<Verifier> {
+    let issuer = env("TESSERA_URL", "http://127.0.0.1:8080");
+    Ok(Verifier::builder(&issuer, "product-inventory")
+        .revocation_feed(
+            &env("TESSERA_FEED_CLIENT_ID", "demo-inventory"),
+            &env("TESSERA_FEED_CLIENT_SECRET", "demo-inventory-secret"),
+        )
+        .discover()
+        .await?)
 }

@@ -69,6 +69,7 @@ async fn start() -> Shop {
         .await
         .expect("discovery");
     let inventory_verifier = Verifier::builder(&tessera, "product-inventory")
+        .revocation_feed("demo-inventory", "demo-inventory-secret")
         .discover()
         .await
         .expect("discovery");
@@ -245,7 +246,25 @@ async fn the_shop_works_end_to_end_through_the_gateway_and_only_through_it() {
     );
     assert_ne!(old_kid, new["kid"].as_str().expect("kid"));
 
-    // Revoking the admin's session: the gateway gets invalid_grant and refuses.
+    // Revoking the admin's session: the gateway gets invalid_grant and refuses, and
+    // product-inventory, following the revocation feed, refuses a token of that session
+    // it is handed directly (offline, no call to Tessera per request).
+    let exchanged: Value = shop
+        .http
+        .post(format!("{}/exchange", shop.tessera))
+        .basic_auth("demo-gateway", Some("demo-gateway-secret"))
+        .json(&json!({"subject_token": "demo-admin-session", "audience": "product-inventory"}))
+        .send()
+        .await
+        .expect("exchange")
+        .json()
+        .await
+        .expect("json");
+    let token = exchanged["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    assert_eq!(shop.direct(Some(&token)).await, 200);
     shop.admin(
         "/admin/revocations",
         json!({"session": "demo-admin-session", "reason": "e2e"}),
@@ -256,4 +275,9 @@ async fn the_shop_works_end_to_end_through_the_gateway_and_only_through_it() {
         .await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"], "invalid_grant");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while shop.direct(Some(&token)).await != 401 {
+        assert!(Instant::now() < deadline, "the feed never told inventory");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

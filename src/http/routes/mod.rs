@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod discovery;
 pub mod exchange;
+pub mod feed;
 pub mod health;
 pub mod introspect;
 pub mod jwks;
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     exchange::configure(cfg);
     revoke::configure(cfg);
     introspect::configure(cfg);
+    feed::configure(cfg);
     admin::configure(cfg);
     jwks::configure(cfg);
     discovery::configure(cfg);

@@ -188,8 +188,17 @@ pub async fn eventually(condition: impl Fn() -> bool) {
 }
 
 /// A real Tessera on a free port: key A, client `gw` / `gw-secret` (audience
-/// `product-inventory`, anonymous allowed), session `admin-session` of `user-1` (admin).
+/// `product-inventory`, anonymous allowed), client `svc` / `svc-secret` (may follow the
+/// revocation feed), session `admin-session` of `user-1` (admin), admin token
+/// `admin-token`.
 pub async fn tessera() -> (String, tempfile::TempDir) {
+    tessera_with(|_| {}).await
+}
+
+/// As [`tessera`], with `adjust` applied to its settings.
+pub async fn tessera_with(
+    adjust: impl FnOnce(&mut tessera::config::Settings),
+) -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let keys = dir.path().join("keys");
     tessera::keys::store::file::import_pem(&keys, KEY_A, 1_700_000_000).expect("key");
@@ -218,7 +227,21 @@ pub async fn tessera() -> (String, tempfile::TempDir) {
         max_ttl_seconds: 0,
         rate_limit_per_second: 0,
         rate_limit_burst: 0,
+        revocation_feed: false,
     });
+    s.clients.push(tessera::config::ClientSettings {
+        id: "svc".into(),
+        secret_sha256: vec![tessera::config::Sha256::of_secret("svc-secret")],
+        allowed_audiences: vec![],
+        default_audience: None,
+        allow_anonymous: false,
+        scopes: vec![],
+        max_ttl_seconds: 0,
+        rate_limit_per_second: 0,
+        rate_limit_burst: 0,
+        revocation_feed: true,
+    });
+    s.admin.token_sha256 = Some(tessera::config::Sha256::of_secret("admin-token"));
     s.sessions
         .static_sessions
         .push(tessera::config::StaticSessionSettings {
@@ -227,6 +250,7 @@ pub async fn tessera() -> (String, tempfile::TempDir) {
             roles: vec!["admin".into()],
             claims: Default::default(),
         });
+    adjust(&mut s);
     let app = tessera::http::Application::build(s).await.expect("tessera");
     tokio::spawn(app.run_until_stopped());
     (url, dir)

@@ -6,6 +6,7 @@
 mod against_tessera;
 mod claims;
 mod common;
+mod feed;
 mod introspection;
 mod key_set;
 mod refusals;
