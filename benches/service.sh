@@ -3,8 +3,8 @@
 # service (crates/tessera-verify/examples/bench_service.rs, one worker) answering
 # GET /branches/1/products, five ways in one run:
 #   no auth; a shared API key (constant-time compare); the seeds' HS256 JWT (shared
-#   secret); a Tessera RS256 token verified offline by tessera-verify; /introspect on
-#   every request (tessera-verify, introspection cache off) against a running Tessera.
+#   secret); a Tessera RS256 token verified offline by tessera-verify; one POST
+#   /introspect to the running Tessera per request (no cache, no local verification).
 # Then the cold start: discovery + JWKS fetch + first verification by a fresh verifier.
 # Each mode is reported as req/s, p50/p99 and its ratio to "no auth" (absolute numbers
 # drift on shared machines; compare ratios).
@@ -32,6 +32,7 @@ cleanup() {
   wait 2>/dev/null; rm -rf "$tmp"
 }
 trap cleanup EXIT
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_for() { # URL LABEL
   for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done
@@ -57,10 +58,13 @@ run() {
   "$bin" serve "$mode" "$port" 2>>"$tmp/service.log" &
   service=$!
   wait_for "http://127.0.0.1:$port/branches/1/products" "the $mode service"
+  local t0; t0=$(cpu_s "$tessera")
   echo "== $mode: ${secs}s, $conns connections (wrk, 1 thread) against 1 service worker"
   wrk -t1 -c"$conns" -d"${secs}s" --latency -s benches/service.lua "$@" \
     "http://127.0.0.1:$port/branches/1/products" > "$tmp/$mode.txt"
   grep -E "RESULT|Socket errors" "$tmp/$mode.txt"
+  # CPU of the service (since its start) and of Tessera (during the load), per request.
+  echo "CPU service_s=$(cpu_s "$service") tessera_s=$(python3 -c "print($(cpu_s "$tessera") - $t0)")" >> "$tmp/$mode.txt"
   kill "$service"; wait "$service" 2>/dev/null || true; service=""
 }
 
@@ -73,18 +77,16 @@ echo "== cold start: 100 fresh verifiers, one after another"
 TOKEN=$rs256 "$bin" cold-start 100 | tee "$tmp/cold.txt"
 
 field() { sed -n "s/.* $2=\([0-9.]*\).*/\1/p" "$tmp/$1.txt"; }
-python3 - "$(nproc)" \
-  "none $(field none rps) $(field none p50_ms) $(field none p99_ms) $(field none non2xx)" \
-  "api-key $(field api-key rps) $(field api-key p50_ms) $(field api-key p99_ms) $(field api-key non2xx)" \
-  "hs256 $(field hs256 rps) $(field hs256 p50_ms) $(field hs256 p99_ms) $(field hs256 non2xx)" \
-  "rs256 $(field rs256 rps) $(field rs256 p50_ms) $(field rs256 p99_ms) $(field rs256 non2xx)" \
-  "introspect $(field introspect rps) $(field introspect p50_ms) $(field introspect p99_ms) $(field introspect non2xx)" <<'PY'
+row() { echo "$1 $(field "$1" rps) $(field "$1" p50_ms) $(field "$1" p99_ms) $(field "$1" non2xx) $(field "$1" requests) $(field "$1" service_s) $(field "$1" tessera_s)"; }
+python3 - "$(row none)" "$(row api-key)" "$(row hs256)" "$(row rs256)" "$(row introspect)" <<'PY'
 import sys
 names = {"none": "no auth", "api-key": "API key (constant time)", "hs256": "HS256, shared secret",
          "rs256": "RS256, tessera-verify offline", "introspect": "/introspect per request"}
-rows = [a.split() for a in sys.argv[2:]]
+rows = [a.split() for a in sys.argv[1:]]
 base = float(rows[0][1])
-print(f"{'mode':32s} {'req/s':>8s} {'ratio':>6s} {'p50 ms':>8s} {'p99 ms':>8s} non2xx")
-for mode, rps, p50, p99, bad in rows:
-    print(f"{names[mode]:32s} {float(rps):8.0f} {float(rps) / base:6.2f} {p50:>8s} {p99:>8s} {bad}")
+print(f"{'mode':32s} {'req/s':>8s} {'ratio':>6s} {'p50 ms':>7s} {'p99 ms':>7s} {'CPU µs/req: service':>20s} {'+ Tessera':>9s} non2xx")
+for mode, rps, p50, p99, bad, n, svc, sts in rows:
+    n = int(n)
+    print(f"{names[mode]:32s} {float(rps):8.0f} {float(rps) / base:6.2f} {p50:>7s} {p99:>7s}"
+          f" {float(svc) * 1e6 / n:20.1f} {float(sts) * 1e6 / n:9.1f} {bad}")
 PY

@@ -2,6 +2,7 @@
 //! of five ways of authenticating the caller, to measure what each costs per request.
 //!
 //!   bench_service serve MODE PORT   MODE: none | api-key | hs256 | rs256 | introspect
+//!                                   (introspect: one `POST /introspect` per request)
 //!   bench_service hs256-token       prints an HS256 token for the hs256 mode
 //!   bench_service cold-start N      N fresh verifiers: discovery + JWKS + first verify
 //!
@@ -9,13 +10,13 @@
 //! `http://127.0.0.1:8080`), `$TOKEN` the token of cold-start. The API key and the HMAC
 //! secret are this benchmark's own (never secrets of anything real). One actix worker.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
-use tessera_verify::{Introspection, RequireToken, Verifier};
+use tessera_verify::{RequireToken, Verifier};
 
 const AUDIENCE: &str = "product-inventory";
 const API_KEY: &str = "bench-api-key-3a1f0c9e5b7d4e2f8a6c";
@@ -54,18 +55,7 @@ async fn serve(mode: &str, port: u16) -> std::io::Result<()> {
                 .await
                 .expect("discovery"),
         ),
-        "introspect" => Some(
-            Verifier::builder(&issuer(), AUDIENCE)
-                .introspection(
-                    Introspection::new("demo-inventory", "demo-inventory-secret")
-                        .cache_ttl(Duration::ZERO)
-                        .max_entries(0),
-                )
-                .discover()
-                .await
-                .expect("discovery"),
-        ),
-        "none" | "api-key" | "hs256" => None,
+        "none" | "api-key" | "hs256" | "introspect" => None,
         other => panic!("unknown mode {other}"),
     };
     let mode = mode.to_owned();
@@ -107,6 +97,18 @@ async fn serve(mode: &str, port: u16) -> std::io::Result<()> {
                     }),
                 )
             }
+            (None, "introspect") => {
+                // No cache and no coalescing: one POST /introspect per request.
+                let (http, url) = (reqwest::Client::new(), format!("{}/introspect", issuer()));
+                app.route(
+                    "/branches/1/products",
+                    web::get().to(move |req: HttpRequest| {
+                        let (http, url) = (http.clone(), url.clone());
+                        let token = bearer(&req).map(str::to_owned);
+                        async move { introspect(&http, &url, token).await }
+                    }),
+                )
+            }
             (None, _) => app.route(
                 "/branches/1/products",
                 web::get().to(|| async { products() }),
@@ -117,6 +119,27 @@ async fn serve(mode: &str, port: u16) -> std::io::Result<()> {
     .bind(("127.0.0.1", port))?
     .run()
     .await
+}
+
+/// Asks Tessera's `/introspect` (as the demo's inventory client) whether `token` is active.
+async fn introspect(http: &reqwest::Client, url: &str, token: Option<String>) -> HttpResponse {
+    let Some(token) = token else {
+        return HttpResponse::Unauthorized().finish();
+    };
+    let answer = http
+        .post(url)
+        .basic_auth("demo-inventory", Some("demo-inventory-secret"))
+        .form(&[("token", token)])
+        .send()
+        .await;
+    let Ok(answer) = answer.and_then(reqwest::Response::error_for_status) else {
+        return HttpResponse::ServiceUnavailable().finish();
+    };
+    match answer.json::<Value>().await {
+        Ok(body) if body["active"] == true => products(),
+        Ok(_) => HttpResponse::Unauthorized().finish(),
+        Err(_) => HttpResponse::ServiceUnavailable().finish(),
+    }
 }
 
 fn hs256_token() -> String {
