@@ -11,6 +11,7 @@ pub mod clients;
 pub mod config;
 pub mod denylist;
 pub mod exchange;
+pub mod forward_auth;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;

@@ -47,6 +47,11 @@ impl Application {
         }
         let state = web::Data::new(AppState::build(settings, clock).await?);
         crate::infra::metrics::register_backends(state.exchanger.session_backend_name());
+        if state.forward_auth.is_some() {
+            crate::infra::metrics::register_forward_auth(
+                &routes::forward_auth::Dialect::ALL.map(routes::forward_auth::Dialect::name),
+            );
+        }
         state.keys.clone().spawn_maintenance(reload_every);
         if state.clients.is_empty() {
             tracing::warn!(

@@ -11,6 +11,7 @@ use crate::clients::Clients;
 use crate::config::Settings;
 use crate::denylist::DenylistStore;
 use crate::exchange::Exchanger;
+use crate::forward_auth::ForwardAuth;
 use crate::infra::clock::Clock;
 use crate::keys::KeyService;
 use crate::readiness::Readiness;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub keys: Arc<KeyService>,
     pub clients: Arc<Clients>,
     pub exchanger: Exchanger,
+    /// `[forward_auth]`, when configured.
+    pub forward_auth: Option<ForwardAuth>,
     pub revocations: Arc<Revocations>,
     pub introspection: Introspection,
     pub readiness: Readiness,
@@ -56,6 +59,10 @@ impl AppState {
         let metadata = super::routes::discovery::Metadata::for_issuer(&settings.issuer);
         let cache_control = format!("public, max-age={}", settings.jwks.max_age_seconds);
         Ok(Self {
+            forward_auth: settings
+                .forward_auth
+                .as_ref()
+                .map(ForwardAuth::from_settings),
             clients: clients.clone(),
             exchanger: Exchanger::new(
                 clients,

@@ -4,6 +4,7 @@ mod cli;
 mod clients;
 mod discovery;
 mod exchange;
+mod forward_auth;
 mod health;
 mod helpers;
 mod jwks;
