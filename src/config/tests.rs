@@ -386,3 +386,103 @@ fn token_reuse_defaults_and_bounds() {
     let err = env_error("TESSERA__TOKEN__REUSE_MAX_ENTRIES", "0");
     assert!(err.0.contains("`token.reuse_max_entries`"), "{err}");
 }
+
+/// A valid client `gw` (audiences `a`, `b`; anonymous allowed unless `anonymous` is false)
+/// and a `[forward_auth]` section for it, then `extra`.
+fn forward_auth_file(anonymous: bool, extra: &str) -> String {
+    format!(
+        "[[clients]]\nid = \"gw\"\nsecret_sha256 = \"{}\"\nallowed_audiences = [\"a\", \"b\"]\nallow_anonymous = {anonymous}\n[forward_auth]\nclient = \"gw\"\n{extra}",
+        Sha256::of_secret("s")
+    )
+}
+
+#[test]
+fn forward_auth_is_optional_and_loads_its_routes_in_order() {
+    assert!(
+        Settings::load(None, &[])
+            .expect("valid")
+            .forward_auth
+            .is_none()
+    );
+    let f = write(&forward_auth_file(
+        true,
+        "login_url = \"https://login.example/\"\n[[forward_auth.routes]]\npath_prefix = \"/branches/\"\naudience = \"b\"\nroles = [\"admin\"]\n[[forward_auth.routes]]\nhost = \"shop.example\"\npath_prefix = \"/\"\naudience = \"a\"\nlogin = \"optional\"\ncontext = true\n",
+    ));
+    let s = Settings::load(Some(f.path()), &[]).expect("valid");
+    let fa = s.forward_auth.expect("configured");
+    assert_eq!(fa.session_cookie, "connect.sid");
+    assert!(!fa.bearer);
+    assert_eq!(
+        fa.login_url.expect("url").as_str(),
+        "https://login.example/"
+    );
+    assert_eq!(fa.routes[0].login, Login::Required, "the default");
+    assert_eq!(fa.routes[0].roles, vec!["admin".to_owned()]);
+    assert_eq!(fa.routes[1].login, Login::Optional);
+    assert!(fa.routes[1].context);
+}
+
+#[test]
+fn forward_auth_is_checked_against_its_client_with_one_line_naming_the_key() {
+    let route = |body: &str| format!("[[forward_auth.routes]]\n{body}");
+    let cases = [
+        (
+            forward_auth_file(true, "").replace("client = \"gw\"", "client = \"nobody\""),
+            "`forward_auth.client`",
+        ),
+        (
+            forward_auth_file(true, &route("audience = \"a\"\n")),
+            "`forward_auth.routes[0].path_prefix` is missing",
+        ),
+        (
+            forward_auth_file(
+                true,
+                &route("path_prefix = \"branches\"\naudience = \"a\"\n"),
+            ),
+            "`forward_auth.routes[0].path_prefix`",
+        ),
+        (
+            forward_auth_file(
+                true,
+                &(route("path_prefix = \"/\"\naudience = \"a\"\n")
+                    + &route("path_prefix = \"/\"\naudience = \"billing\"\n")),
+            ),
+            "`forward_auth.routes[1].audience`",
+        ),
+        (
+            forward_auth_file(true, &route("path_prefix = \"/\"\n")),
+            "`forward_auth.routes[0].audience` is missing",
+        ),
+        (
+            forward_auth_file(
+                true,
+                &route("path_prefix = \"/\"\naudience = \"a\"\nlogin = \"maybe\"\n"),
+            ),
+            "`forward_auth.routes[0].login`",
+        ),
+        (
+            forward_auth_file(
+                false,
+                &route("path_prefix = \"/\"\naudience = \"a\"\nlogin = \"optional\"\n"),
+            ),
+            "`forward_auth.routes[0].login`",
+        ),
+        (
+            forward_auth_file(true, "session_cookie = \"a b\"\n"),
+            "`forward_auth.session_cookie`",
+        ),
+        (
+            forward_auth_file(true, "login_url = \"/login\"\n"),
+            "`forward_auth.login_url`",
+        ),
+        (
+            forward_auth_file(true, "bearer = true\n"),
+            "`forward_auth.bearer`",
+        ),
+    ];
+    for (file, key) in cases {
+        let err = file_error(&file);
+        assert!(err.0.contains(key), "{key}: {err}");
+        assert_eq!(err.0.lines().count(), 1, "{err}");
+    }
+}

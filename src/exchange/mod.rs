@@ -41,6 +41,9 @@ pub struct ExchangeRequest<'a> {
     pub scope: Option<&'a str>,
     /// Copied into the `ctx` claim.
     pub context: Option<&'a RequestContext>,
+    /// The user must have at least one of these roles (forward-auth routes); `None` = any.
+    /// Checked before anything is signed.
+    pub required_roles: Option<&'a [String]>,
 }
 
 /// A token issued (or, with reuse, handed out again: the strings are shared with the
@@ -77,6 +80,9 @@ pub enum ExchangeError {
     ScopeNotAllowed,
     #[error("the session has been revoked")]
     SessionRevoked,
+    /// The user has none of the roles the request requires.
+    #[error("the user has none of the roles this route requires")]
+    RolesMissing,
     /// The session backend refused the token (`invalid_grant`) or cannot answer (503).
     #[error(transparent)]
     Session(#[from] SessionError),
@@ -253,6 +259,7 @@ impl Exchanger {
                 None,
             ),
         };
+        policy::require_roles(request.required_roles, roles)?;
         let keyring = self.keys.current();
         let active_kid = keyring.active().kid();
         let principal_digest = key.map(|_| reuse::principal_digest(sub, roles, extra, sid));

@@ -43,6 +43,16 @@ pub fn grant_scope(client: &Client, asked: Option<&str>) -> Result<Option<String
     Ok((!granted.is_empty()).then(|| granted.join(" ")))
 }
 
+/// The user's `roles` include one of `required` (if any are required).
+pub fn require_roles(required: Option<&[String]>, roles: &[String]) -> Result<(), ExchangeError> {
+    match required {
+        Some(required) if !required.is_empty() && !required.iter().any(|r| roles.contains(r)) => {
+            Err(ExchangeError::RolesMissing)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The gateway's inbound request, if given, bounded and with an HTTP method token.
 pub fn check_context(
     ctx: Option<&RequestContext>,
@@ -111,6 +121,19 @@ mod tests {
         assert!(matches!(
             choose_audience(&c, Some("c")),
             Err(ExchangeError::AudienceNotAllowed)
+        ));
+    }
+
+    #[test]
+    fn one_required_role_is_enough() {
+        let roles = ["user".to_owned(), "admin".to_owned()];
+        let admin = ["admin".to_owned()];
+        assert!(require_roles(None, &[]).is_ok());
+        assert!(require_roles(Some(&[]), &[]).is_ok());
+        assert!(require_roles(Some(&admin), &roles).is_ok());
+        assert!(matches!(
+            require_roles(Some(&admin), &roles[..1]),
+            Err(ExchangeError::RolesMissing)
         ));
     }
 

@@ -14,6 +14,7 @@ use crate::denylist::DenylistStore;
 use crate::exchange::Exchanger;
 use crate::exchange::reuse::Reuse;
 use crate::feed::Feed;
+use crate::forward_auth::ForwardAuth;
 use crate::infra::clock::Clock;
 use crate::keys::KeyService;
 use crate::readiness::Readiness;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub keys: Arc<KeyService>,
     pub clients: Arc<Clients>,
     pub exchanger: Exchanger,
+    /// `[forward_auth]`, when configured.
+    pub forward_auth: Option<ForwardAuth>,
     pub revocations: Arc<Revocations>,
     /// The revocation feed (`GET /revocations/stream`).
     pub feed: Arc<Feed>,
@@ -79,6 +82,10 @@ impl AppState {
             admin.clone(),
         );
         Ok(Self {
+            forward_auth: settings
+                .forward_auth
+                .as_ref()
+                .map(ForwardAuth::from_settings),
             clients: clients.clone(),
             exchanger: Exchanger::new(
                 clients,

@@ -5,6 +5,7 @@ mod clients;
 mod discovery;
 mod exchange;
 mod feed;
+mod forward_auth;
 mod health;
 mod helpers;
 mod jwks;

@@ -262,6 +262,7 @@ async fn exchange(
                 audience: params.audience.as_deref(),
                 scope: params.scope.as_deref(),
                 context: params.request.as_ref(),
+                required_roles: None,
             },
         )
         .await?;

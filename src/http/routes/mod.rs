@@ -4,6 +4,7 @@ pub mod admin;
 pub mod discovery;
 pub mod exchange;
 pub mod feed;
+pub mod forward_auth;
 pub mod health;
 pub mod introspect;
 pub mod jwks;
@@ -22,6 +23,7 @@ use crate::http::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     exchange::configure(cfg);
+    forward_auth::configure(cfg);
     revoke::configure(cfg);
     introspect::configure(cfg);
     feed::configure(cfg);
