@@ -99,6 +99,15 @@ impl Revocations {
         by: &str,
     ) -> Result<Revoked, RevocationError> {
         target.check()?;
+        if let Target::Session(token) = target
+            && !self.sessions.is_token(token)
+        {
+            // The exchange refuses such a token before asking anyone: nothing to revoke,
+            // and its hash would name no session.
+            return Err(RevocationError::InvalidTarget(
+                "session must be visible ASCII without spaces".into(),
+            ));
+        }
         let now = self.clock.now();
         let revocation = match target {
             Target::Jti(jti) => Revocation::Jti {

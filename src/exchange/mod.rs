@@ -70,6 +70,10 @@ pub enum ExchangeError {
     ScopeNotAllowed,
     #[error("the session has been revoked")]
     SessionRevoked,
+    /// Not visible ASCII without spaces: no session token at all (`invalid_grant`), refused
+    /// before the denylist or the backend is asked.
+    #[error("subject_token must be visible ASCII without spaces")]
+    MalformedSubjectToken,
     /// The session backend refused the token (`invalid_grant`) or cannot answer (503).
     #[error(transparent)]
     Session(#[from] SessionError),
@@ -209,7 +213,8 @@ impl Exchanger {
     }
 
     /// The session's user, unless the session is revoked (denylist first: a revoked
-    /// session never reaches the backend) or unknown.
+    /// session never reaches the backend) or unknown. A token outside the grammar reaches
+    /// neither.
     async fn resolve_session(
         &self,
         token: &str,
@@ -224,6 +229,9 @@ impl Exchanger {
                 )
                 .into(),
             ));
+        }
+        if !self.sessions.is_token(token) {
+            return Err(ExchangeError::MalformedSubjectToken);
         }
         let sid = self.sessions.sid_of(token);
         let revoked = crate::infra::metrics::time_backend(

@@ -222,7 +222,7 @@ impl From<ExchangeError> for ApiError {
             E::AnonymousNotAllowed => Self::described(Self::UnauthorizedClient, &e),
             E::AudienceNotAllowed | E::NoAudience => Self::described(Self::InvalidTarget, &e),
             E::ScopeNotAllowed => Self::described(Self::InvalidScope, &e),
-            E::SessionRevoked => Self::described(Self::InvalidGrant, &e),
+            E::SessionRevoked | E::MalformedSubjectToken => Self::described(Self::InvalidGrant, &e),
             E::Session(session) => session.into(),
             E::Denylist(cause) => Self::unavailable(Backend::Denylist, cause),
             E::Signing(cause) => Self::Internal(cause.into()),

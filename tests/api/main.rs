@@ -18,3 +18,4 @@ mod redis_support;
 mod revocation;
 mod sessions_http;
 mod sessions_redis;
+mod subject_tokens;
