@@ -147,7 +147,7 @@ pub(crate) fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), A
     }
 }
 
-/// Exactly one of `jti`, `session`, `subject`.
+/// Exactly one of `jti`, `session`, `sid`, `subject`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevocationRequest {
@@ -155,6 +155,8 @@ pub struct RevocationRequest {
     pub jti: Option<String>,
     /// A session token as the gateway holds it (stored only as its `sid` hash).
     pub session: Option<String>,
+    /// A session by the `sid` claim of its tokens (base64url SHA-256, 43 characters).
+    pub sid: Option<String>,
     /// A user id: every token of that user issued up to now.
     pub subject: Option<String>,
     /// Free text for the audit log.
@@ -173,15 +175,15 @@ pub struct RevocationResult {
     pub expires_in: u64,
 }
 
-/// Revoke a token (`jti`), a session (every token with its `sid`, and further
-/// exchanges) or a user (every token issued up to now).
+/// Revoke a token (`jti`), a session (by its token or by the `sid` claim: every token
+/// with that `sid`, and further exchanges) or a user (every token issued up to now).
 #[utoipa::path(post, path = "/admin/revocations", tag = "admin",
     request_body(content = RevocationRequest, content_type = "application/json",
         example = json!({"session": "the-session-token", "reason": "stolen laptop"})),
     security(("admin_bearer" = [])),
     responses(
         (status = 200, description = "Revoked", body = RevocationResult),
-        (status = 400, description = "`invalid_request`: not exactly one of jti, session, subject", body = ErrorBody),
+        (status = 400, description = "`invalid_request`: not exactly one of jti, session, sid, subject, or a malformed one", body = ErrorBody),
         (status = 401, description = "`invalid_token`: missing or wrong admin token", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody),
         (status = 413, description = "`invalid_request`: body too large", body = ErrorBody),
@@ -200,13 +202,14 @@ pub async fn create_revocation(
     }
     let request: RevocationRequest =
         serde_json::from_slice(&body).map_err(|e| describe_parse_error(encoding, &e))?;
-    let target = match (request.jti, request.session, request.subject) {
-        (Some(jti), None, None) => Target::Jti(jti),
-        (None, Some(session), None) => Target::Session(session),
-        (None, None, Some(subject)) => Target::Subject(subject),
+    let target = match (request.jti, request.session, request.sid, request.subject) {
+        (Some(jti), None, None, None) => Target::Jti(jti),
+        (None, Some(session), None, None) => Target::Session(session),
+        (None, None, Some(sid), None) => Target::Sid(sid),
+        (None, None, None, Some(subject)) => Target::Subject(subject),
         _ => {
             return Err(ApiError::InvalidRequest(
-                "give exactly one of jti, session, subject".into(),
+                "give exactly one of jti, session, sid, subject".into(),
             ));
         }
     };
