@@ -265,7 +265,8 @@ impl From<KeyError> for ApiError {
     fn from(e: KeyError) -> Self {
         match e {
             KeyError::Rotate(_) => Self::described(Self::Conflict, &e),
-            KeyError::Database(_) => Self::unavailable(Backend::Keystore, e),
+            // A keystore that cannot be read or trusted: the operator can fix it, retry.
+            KeyError::Database(_) | KeyError::Store(_) => Self::unavailable(Backend::Keystore, e),
             other => Self::Internal(other.into()),
         }
     }

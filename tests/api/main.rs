@@ -9,6 +9,7 @@ mod helpers;
 mod jwks;
 mod key_lifecycle;
 mod keys;
+mod keystore_safety;
 mod openapi;
 mod prometheus;
 mod prometheus_files;
