@@ -20,6 +20,11 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Time a client has to send the request head.
     pub client_request_timeout_ms: u64,
+    /// Time a handler waits for the whole request body, from its first read; then `408`.
+    pub body_timeout_ms: u64,
+    /// Connections open at once, across workers (each gets its share); more wait in the
+    /// kernel's accept queue, which holds as many.
+    pub max_connections: usize,
     /// Idle keep-alive connections are closed after this.
     pub keep_alive_seconds: u64,
     /// Time to close a connection cleanly.
@@ -38,6 +43,8 @@ impl Default for ServerSettings {
             shutdown_grace_seconds: 30,
             workers: 0,
             client_request_timeout_ms: 5000,
+            body_timeout_ms: 5000,
+            max_connections: 1024,
             keep_alive_seconds: 75,
             client_disconnect_timeout_ms: 1000,
             auth_failures_per_second: 1,
@@ -53,7 +60,24 @@ impl ServerSettings {
             self.max_body_bytes as u64,
             256..=16 * 1024 * 1024,
             "the default 16384 fits every exchange request",
+        )?;
+        check_range(
+            "server.body_timeout_ms",
+            self.body_timeout_ms,
+            100..=600_000,
+            "the default 5000 is ample for a 16 KiB body",
+        )?;
+        check_range(
+            "server.max_connections",
+            self.max_connections as u64,
+            16..=1_000_000,
+            "the default is 1024; keep it below the process's open-file limit (ulimit -n)",
         )
+    }
+
+    /// `body_timeout_ms` as a duration.
+    pub fn body_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.body_timeout_ms)
     }
 }
 

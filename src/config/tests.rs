@@ -366,3 +366,26 @@ fn shipped_configurations_are_valid() {
         Settings::load(Some(&path), &[]).unwrap_or_else(|e| panic!("{file}: {e}"));
     }
 }
+
+#[test]
+fn slow_client_limits_are_bounded_and_named() {
+    let s = Settings::default();
+    assert_eq!(s.server.body_timeout_ms, 5000);
+    assert_eq!(s.server.max_connections, 1024);
+    for (var, value, key) in [
+        (
+            "TESSERA__SERVER__BODY_TIMEOUT_MS",
+            "0",
+            "`server.body_timeout_ms`",
+        ),
+        (
+            "TESSERA__SERVER__MAX_CONNECTIONS",
+            "0",
+            "`server.max_connections`",
+        ),
+    ] {
+        let err = env_error(var, value);
+        assert!(err.0.contains(key), "{var}: {err}");
+        assert_eq!(err.0.lines().count(), 1, "{err}");
+    }
+}

@@ -54,6 +54,8 @@ pub enum ApiError {
     InvalidRequest(Text),
     #[error("the request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the request body did not arrive within {ms} ms")]
+    BodyTimeout { ms: u64 },
     #[error("use Content-Type application/json or application/x-www-form-urlencoded")]
     UnsupportedMediaType,
     #[error("grant_type must be urn:ietf:params:oauth:grant-type:token-exchange")]
@@ -121,6 +123,7 @@ impl ApiError {
         match self {
             Self::InvalidRequest(_) => row(S::BAD_REQUEST, "invalid_request"),
             Self::PayloadTooLarge { .. } => row(S::PAYLOAD_TOO_LARGE, "invalid_request"),
+            Self::BodyTimeout { .. } => row(S::REQUEST_TIMEOUT, "invalid_request"),
             Self::UnsupportedMediaType => row(S::UNSUPPORTED_MEDIA_TYPE, "invalid_request"),
             Self::UnsupportedGrantType => row(S::BAD_REQUEST, "unsupported_grant_type"),
             Self::InvalidGrant(_) => row(S::BAD_REQUEST, "invalid_grant"),
@@ -201,6 +204,10 @@ impl ResponseError for ApiError {
                         "Bearer realm=\"tessera-admin\", error=\"invalid_token\"",
                     ),
                 ));
+            }
+            // The rest of the body may still be on its way: do not read it, hang up.
+            Self::BodyTimeout { .. } => {
+                response.force_close();
             }
             _ => {}
         }

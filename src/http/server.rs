@@ -74,6 +74,13 @@ impl Application {
         if server_settings.workers > 0 {
             server = server.workers(server_settings.workers);
         }
+        // actix counts connections per worker: each gets its share of the total.
+        let workers = match server_settings.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        server = server.max_connections(server_settings.max_connections.div_ceil(workers));
+        warn_if_above_open_file_limit(server_settings.max_connections);
         Ok(Self {
             port,
             server: server.run(),
@@ -103,6 +110,22 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// Each connection is a file descriptor: a `server.max_connections` the process cannot
+/// open would fail with "too many open files" before the cap ever applies.
+fn warn_if_above_open_file_limit(max_connections: usize) {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    // Room for the keystore, Redis, PostgreSQL, the session upstream and the listeners.
+    if let Some(limit) = limit
+        && max_connections as u64 + 64 > limit
+    {
+        tracing::warn!(
+            max_connections,
+            open_file_limit = limit,
+            "server.max_connections is above the open-file limit (ulimit -n) minus 64: raise the limit or lower server.max_connections"
+        );
     }
 }
 

@@ -19,4 +19,5 @@ mod redis_support;
 mod revocation;
 mod sessions_http;
 mod sessions_redis;
+mod slow_clients;
 mod subject_tokens;

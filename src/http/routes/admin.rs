@@ -93,7 +93,7 @@ pub async fn rotate_keys(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
-    let (_, body) = read_optional_json(&req, payload, state.settings.server.max_body_bytes).await?;
+    let (_, body) = read_optional_json(&req, payload, &state.settings.server).await?;
     let request: RotateRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RotateRequest::default()
     } else {
@@ -108,7 +108,7 @@ pub async fn rotate_keys(
 async fn read_optional_json(
     req: &HttpRequest,
     payload: web::Payload,
-    limit: usize,
+    server: &crate::config::ServerSettings,
 ) -> Result<(Option<super::BodyEncoding>, web::Bytes), ApiError> {
     let declared_empty = req
         .headers()
@@ -117,7 +117,7 @@ async fn read_optional_json(
     if declared_empty && req.headers().get(header::CONTENT_TYPE).is_none() {
         return Ok((None, web::Bytes::new()));
     }
-    let (encoding, body) = read_body(req, payload, limit, true).await?;
+    let (encoding, body) = read_body(req, payload, server, true).await?;
     if encoding != super::BodyEncoding::Json {
         return Err(ApiError::UnsupportedMediaType);
     }
@@ -195,8 +195,7 @@ pub async fn create_revocation(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
-    let (encoding, body) =
-        read_body(&req, payload, state.settings.server.max_body_bytes, true).await?;
+    let (encoding, body) = read_body(&req, payload, &state.settings.server, true).await?;
     if encoding != super::BodyEncoding::Json {
         return Err(ApiError::UnsupportedMediaType);
     }

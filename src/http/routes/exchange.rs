@@ -227,8 +227,7 @@ async fn exchange(
     state: &AppState,
     client_id: &mut Option<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (encoding, body) =
-        read_body(req, payload, state.settings.server.max_body_bytes, true).await?;
+    let (encoding, body) = read_body(req, payload, &state.settings.server, true).await?;
     let params = ExchangeParams::parse(encoding, &body)?;
     let credentials = presented_credentials(
         req,
