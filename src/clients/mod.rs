@@ -59,6 +59,8 @@ pub struct Client {
     pub ttl_seconds: u64,
     /// `rate_limit_per_second` / `rate_limit_burst`; `None` = unlimited.
     pub limiter: Option<crate::clients::limits::Limiter>,
+    /// Its position in `[[clients]]`: its failure buckets' key.
+    slot: usize,
 }
 
 /// Client authentication with its limits: the registry, the per-address failure limiter
@@ -87,23 +89,29 @@ impl Clients {
     }
 
     /// Authenticates the caller coming from `peer`, then takes one request from its rate
-    /// limit. An address that failed too often is refused before its credentials are even
-    /// checked; only `invalid_client` is charged to it.
+    /// limit. Failures are counted per (address, claimed client id) — every unknown id of
+    /// an address in one bucket — so a noisy neighbour behind the same NAT or load
+    /// balancer does not lock a gateway out. A bucket that failed too often is refused
+    /// before its credentials are even checked; only `invalid_client` is charged to it.
     pub fn authenticate(
         &self,
         presented: &PresentedCredentials<'_>,
         peer: Option<IpAddr>,
     ) -> Result<&Client, ClientError> {
         let now = Instant::now();
-        let limited = self.failures.as_ref().zip(peer);
-        if let Some((limiter, ip)) = limited {
+        let limited = self
+            .failures
+            .as_ref()
+            .zip(peer)
+            .map(|(limiter, ip)| (limiter, ip, self.registry.claimant(presented)));
+        if let Some((limiter, ip, who)) = limited {
             limiter
-                .check(ip, now)
+                .check(ip, who, now)
                 .map_err(|wait| rate_limited("auth_failures", wait))?;
         }
         let client = self.registry.authenticate(presented).inspect_err(|e| {
-            if let (ClientError::InvalidClient, Some((limiter, ip))) = (e, limited) {
-                limiter.failed(ip, now);
+            if let (ClientError::InvalidClient, Some((limiter, ip, who))) = (e, limited) {
+                limiter.failed(ip, who, now);
             }
         })?;
         client.admit()?;
@@ -135,7 +143,14 @@ impl ClientRegistry {
         let clients = settings
             .clients
             .iter()
-            .map(|c| (c.id.clone(), Client::from_settings(c, settings)))
+            .enumerate()
+            .map(|(slot, c)| {
+                let client = Client {
+                    slot,
+                    ..Client::from_settings(c, settings)
+                };
+                (c.id.clone(), client)
+            })
             .collect();
         Self { clients }
     }
@@ -169,6 +184,22 @@ impl ClientRegistry {
             _ => return Err(ClientError::InvalidClient),
         };
         self.verify(id, secret).ok_or(ClientError::InvalidClient)
+    }
+
+    /// Which configured client the credentials name (their secret unchecked), for the
+    /// failure limiter; `Unknown` when none.
+    pub fn claimant(&self, presented: &PresentedCredentials<'_>) -> limits::Claimant {
+        let basic = presented
+            .authorization
+            .filter(|h| is_basic(h))
+            .and_then(parse_basic);
+        let known = |id: &str| self.clients.get(id).map(|c| c.slot);
+        let slot = match (&basic, presented.post_id) {
+            (Some((id, _)), _) => known(id).or_else(|| form_decode(id).and_then(|d| known(&d))),
+            (None, Some(id)) => known(id),
+            (None, None) => None,
+        };
+        slot.map_or(limits::Claimant::Unknown, limits::Claimant::Client)
     }
 
     fn verify(&self, id: &str, secret: &str) -> Option<&Client> {
@@ -206,6 +237,7 @@ impl Client {
             ttl_seconds: settings.ttl_for(c.max_ttl_seconds),
             limiter: crate::clients::limits::Rate::new(c.rate_limit_per_second, c.rate_limit_burst)
                 .map(crate::clients::limits::Limiter::new),
+            slot: 0,
         }
     }
 }

@@ -33,6 +33,10 @@ pub struct ServerSettings {
     pub auth_failures_per_second: u32,
     /// Failures an address may make in a row before the rate applies.
     pub auth_failures_burst: u32,
+    /// Load balancers and proxies (addresses or CIDRs) whose `X-Forwarded-For` is
+    /// believed: from them, its right-most address not in this list is the client's.
+    #[serde(deserialize_with = "super::types::ip_nets")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for ServerSettings {
@@ -49,6 +53,7 @@ impl Default for ServerSettings {
             client_disconnect_timeout_ms: 1000,
             auth_failures_per_second: 1,
             auth_failures_burst: 20,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -73,6 +78,32 @@ impl ServerSettings {
             16..=1_000_000,
             "the default is 1024; keep it below the process's open-file limit (ulimit -n)",
         )
+    }
+
+    /// The caller's address: the peer, or — when the peer is a trusted proxy — the
+    /// right-most address of `X-Forwarded-For` (all its headers, in order) that is not
+    /// itself trusted; the left-most when all are; the nearest trusted one when an entry
+    /// does not parse.
+    pub fn client_address<'h>(
+        &self,
+        peer: std::net::IpAddr,
+        forwarded_for: impl DoubleEndedIterator<Item = &'h str>,
+    ) -> std::net::IpAddr {
+        let trusted = |ip: &std::net::IpAddr| self.trusted_proxies.iter().any(|n| n.contains(ip));
+        if !trusted(&peer) {
+            return peer;
+        }
+        let mut nearest = peer;
+        for entry in forwarded_for.rev().flat_map(|h| h.rsplit(',')) {
+            let Ok(ip) = entry.trim().parse::<std::net::IpAddr>() else {
+                return nearest;
+            };
+            if !trusted(&ip) {
+                return ip;
+            }
+            nearest = ip;
+        }
+        nearest
     }
 
     /// `body_timeout_ms` as a duration.

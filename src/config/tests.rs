@@ -389,3 +389,45 @@ fn slow_client_limits_are_bounded_and_named() {
         assert_eq!(err.0.lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn trusted_proxies_are_cidrs_or_addresses_and_name_the_x_forwarded_for_caller() {
+    let s = Settings::load(
+        None,
+        &env(&[("TESSERA__SERVER__TRUSTED_PROXIES", "10.0.0.0/8,192.0.2.7")]),
+    )
+    .expect("valid");
+    let ip = |t: &str| t.parse::<std::net::IpAddr>().expect("ip");
+    let server = &s.server;
+    assert_eq!(
+        server.client_address(ip("203.0.113.1"), ["1.2.3.4"].into_iter()),
+        ip("203.0.113.1"),
+        "an untrusted peer is the caller"
+    );
+    assert_eq!(
+        server.client_address(ip("10.1.1.1"), ["1.2.3.4, 5.6.7.8, 10.2.2.2"].into_iter()),
+        ip("5.6.7.8")
+    );
+    assert_eq!(
+        server.client_address(ip("10.1.1.1"), ["1.2.3.4", "5.6.7.8"].into_iter()),
+        ip("5.6.7.8"),
+        "several headers, in order"
+    );
+    assert_eq!(
+        server.client_address(ip("10.1.1.1"), ["10.3.3.3, 192.0.2.7"].into_iter()),
+        ip("10.3.3.3"),
+        "all trusted: the left-most"
+    );
+    assert_eq!(
+        server.client_address(ip("10.1.1.1"), ["5.6.7.8, garbage"].into_iter()),
+        ip("10.1.1.1"),
+        "unparsable: the nearest trusted"
+    );
+    assert_eq!(
+        server.client_address(ip("10.1.1.1"), std::iter::empty()),
+        ip("10.1.1.1")
+    );
+    let err = env_error("TESSERA__SERVER__TRUSTED_PROXIES", "10.0.0.0/33");
+    assert!(err.0.contains("`server.trusted_proxies"), "{err}");
+    assert_eq!(err.0.lines().count(), 1, "{err}");
+}

@@ -234,7 +234,7 @@ async fn exchange(
         params.client_id.as_deref(),
         params.client_secret.as_deref(),
     );
-    let peer = req.peer_addr().map(|a| a.ip());
+    let peer = super::client_address(req, &state.settings.server);
     let client = state.exchanger.authenticate(&credentials, peer)?;
     let span = tracing::Span::current();
     span.record("client_id", client.id.as_str());

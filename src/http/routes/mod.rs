@@ -10,6 +10,8 @@ pub mod metrics;
 
 pub mod revoke;
 
+use std::net::IpAddr;
+
 use actix_web::{HttpMessage, HttpRequest, Resource, web};
 use futures_util::StreamExt as _;
 
@@ -124,8 +126,20 @@ pub(crate) fn authenticate_client<'s>(
     post_secret: Option<&str>,
 ) -> Result<&'s Client, ApiError> {
     let presented = presented_credentials(req, post_id, post_secret);
-    let peer = req.peer_addr().map(|a| a.ip());
+    let peer = client_address(req, &state.settings.server);
     Ok(state.clients.authenticate(&presented, peer)?)
+}
+
+/// The caller's address for the failure limiter: the peer, or behind a trusted proxy
+/// (`server.trusted_proxies`) what its `X-Forwarded-For` says.
+pub(crate) fn client_address(req: &HttpRequest, server: &ServerSettings) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>();
+    Some(server.client_address(peer, forwarded.into_iter()))
 }
 
 /// The RFC 7009 / RFC 7662 request body: `token=…` (+ `token_type_hint`, credentials).
