@@ -108,11 +108,12 @@ impl<C: Clock + Clone> Limiter<C> {
 }
 
 /// Whose failures a bucket counts at one address: a configured client (by its position in
-/// `[[clients]]`), or every unknown client id together.
+/// `[[clients]]`), every unknown client id together, or the admin bearer token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Claimant {
     Client(usize),
     Unknown,
+    Admin,
 }
 
 /// Buckets per (source address, claimant), charged only on authentication failures.

@@ -119,6 +119,26 @@ impl Clients {
     }
 }
 
+impl Clients {
+    /// Whether `peer` may present an admin token now: admin failures are charged to the
+    /// same limiter, in a bucket of their own per address.
+    pub fn admit_admin(&self, peer: Option<IpAddr>) -> Result<(), ClientError> {
+        match self.failures.as_ref().zip(peer) {
+            Some((limiter, ip)) => limiter
+                .check(ip, limits::Claimant::Admin, Instant::now())
+                .map_err(|wait| rate_limited("auth_failures", wait)),
+            None => Ok(()),
+        }
+    }
+
+    /// Charges a wrong or missing admin token to `peer`.
+    pub fn admin_failed(&self, peer: Option<IpAddr>) {
+        if let Some((limiter, ip)) = self.failures.as_ref().zip(peer) {
+            limiter.failed(ip, limits::Claimant::Admin, Instant::now());
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct ClientRegistry {
     clients: HashMap<String, Client>,

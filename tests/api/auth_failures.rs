@@ -98,3 +98,41 @@ async fn without_trusted_proxies_x_forwarded_for_is_ignored() {
         429
     );
 }
+
+async fn admin_keys(app: &TestApp, token: &str, forwarded: Option<&str>) -> reqwest::Response {
+    let mut request = app.http.get(app.url("/admin/keys")).bearer_auth(token);
+    if let Some(xff) = forwarded {
+        request = request.header("x-forwarded-for", xff);
+    }
+    request.send().await.expect("admin request")
+}
+
+#[tokio::test]
+async fn wrong_admin_tokens_are_slowed_down_per_address() {
+    let app = spawn_app_with(|s| {
+        limited(s);
+        s.server.trusted_proxies = vec!["127.0.0.0/8".parse().expect("cidr")];
+    })
+    .await;
+    let attacker = Some("203.0.113.7");
+    for _ in 0..3 {
+        let response = admin_keys(&app, "wrong", attacker).await;
+        assert_oauth_error(response, 401, "invalid_token").await;
+    }
+    let response = admin_keys(&app, ADMIN_TOKEN, attacker).await;
+    assert!(response.headers().contains_key("retry-after"));
+    assert_oauth_error(response, 429, "slow_down").await;
+
+    assert_eq!(
+        admin_keys(&app, ADMIN_TOKEN, Some("203.0.113.8"))
+            .await
+            .status(),
+        200,
+        "another address is not affected"
+    );
+    assert_eq!(
+        attempt(&app, CLIENT_ID, CLIENT_SECRET, attacker).await,
+        200,
+        "nor a gateway at the same address"
+    );
+}

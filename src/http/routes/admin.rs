@@ -64,6 +64,7 @@ pub struct RotateRequest {
     responses(
         (status = 200, description = "The keys, oldest first", body = [KeyInfo]),
         (status = 401, description = "`invalid_token`: missing or wrong admin token", body = ErrorBody),
+        (status = 429, description = "`slow_down`: too many wrong admin tokens from this address; with `Retry-After`", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody)))]
 pub async fn list_keys(
     req: HttpRequest,
@@ -83,6 +84,7 @@ pub async fn list_keys(
         (status = 200, description = "The new key", body = KeyInfo),
         (status = 400, description = "`invalid_request`: malformed body", body = ErrorBody),
         (status = 401, description = "`invalid_token`: missing or wrong admin token", body = ErrorBody),
+        (status = 429, description = "`slow_down`: too many wrong admin tokens from this address; with `Retry-After`", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody),
         (status = 409, description = "`conflict`: a rotation is pending, or the JWKS is full (the message says from when a rotation is possible)", body = ErrorBody),
         (status = 415, description = "`invalid_request`: not JSON", body = ErrorBody),
@@ -124,8 +126,16 @@ async fn read_optional_json(
     Ok((Some(encoding), body))
 }
 
-/// Checks `Authorization: Bearer <admin token>`.
+/// Checks `Authorization: Bearer <admin token>`; failures are charged to the caller's
+/// address in the authentication-failure limiter, which refuses it (429) when it failed
+/// too often.
 pub(crate) fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let peer = super::client_address(req, &state.settings.server);
+    state.clients.admit_admin(peer)?;
+    check_admin_token(req, state).inspect_err(|_| state.clients.admin_failed(peer))
+}
+
+fn check_admin_token(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     let expected = state
         .admin_token_sha256
         .as_ref()
@@ -185,6 +195,7 @@ pub struct RevocationResult {
         (status = 200, description = "Revoked", body = RevocationResult),
         (status = 400, description = "`invalid_request`: not exactly one of jti, session, sid, subject, or a malformed one", body = ErrorBody),
         (status = 401, description = "`invalid_token`: missing or wrong admin token", body = ErrorBody),
+        (status = 429, description = "`slow_down`: too many wrong admin tokens from this address; with `Retry-After`", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody),
         (status = 413, description = "`invalid_request`: body too large", body = ErrorBody),
         (status = 415, description = "`invalid_request`: not JSON", body = ErrorBody),
