@@ -14,6 +14,10 @@ use super::{ConfigError, check_range, invalid};
 pub struct ServerSettings {
     #[serde(deserialize_with = "super::types::socket_addr")]
     pub listen: SocketAddr,
+    /// A second listener (e.g. an internal interface) that alone serves `/admin/*` and
+    /// `/metrics`; `None`: they are served on `listen`.
+    #[serde(deserialize_with = "super::types::optional_socket_addr")]
+    pub admin_listen: Option<SocketAddr>,
     pub max_body_bytes: usize,
     pub shutdown_grace_seconds: u64,
     /// Worker threads; 0 = one per CPU core.
@@ -43,6 +47,7 @@ impl Default for ServerSettings {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: None,
             max_body_bytes: 16 * 1024,
             shutdown_grace_seconds: 30,
             workers: 0,

@@ -431,3 +431,20 @@ fn trusted_proxies_are_cidrs_or_addresses_and_name_the_x_forwarded_for_caller() 
     assert!(err.0.contains("`server.trusted_proxies"), "{err}");
     assert_eq!(err.0.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn admin_listen_is_an_address_or_empty() {
+    let s = Settings::load(
+        None,
+        &env(&[("TESSERA__SERVER__ADMIN_LISTEN", "10.0.0.5:9090")]),
+    )
+    .expect("valid");
+    assert_eq!(
+        s.server.admin_listen.map(|a| a.to_string()).as_deref(),
+        Some("10.0.0.5:9090")
+    );
+    let s = Settings::load(None, &env(&[("TESSERA__SERVER__ADMIN_LISTEN", "")])).expect("valid");
+    assert_eq!(s.server.admin_listen, None);
+    let err = env_error("TESSERA__SERVER__ADMIN_LISTEN", "internal");
+    assert!(err.0.contains("`server.admin_listen`"), "{err}");
+}

@@ -223,7 +223,6 @@ pub(crate) fn optional_kek<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Kek
     parse_optional(d)
 }
 
-/// `server.listen`: `address:port`.
 /// A list of addresses or CIDRs (`10.0.0.0/8`, `fd00::/8`, `192.0.2.7`).
 pub(crate) fn ip_nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
     let texts = Vec::<String>::deserialize(d)?;
@@ -243,6 +242,23 @@ pub(crate) fn ip_nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNe
         .collect()
 }
 
+/// `server.admin_listen`: `address:port`, or empty for none.
+pub(crate) fn optional_socket_addr<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::net::SocketAddr>, D::Error> {
+    let text = Option::<String>::deserialize(d)?.unwrap_or_default();
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    text.trim().parse().map(Some).map_err(|_| {
+        de_error(FieldError::new(
+            format!("= {text:?} is not an address:port"),
+            "write e.g. 10.0.0.5:9090, or leave it empty to serve /admin and /metrics on server.listen",
+        ))
+    })
+}
+
+/// `server.listen`: `address:port`.
 pub(crate) fn socket_addr<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<std::net::SocketAddr, D::Error> {

@@ -1,5 +1,6 @@
 //! The one integration test binary: the real server on a free port, real HTTP.
 
+mod admin_listener;
 mod auth_failures;
 mod cli;
 mod clients;
