@@ -448,3 +448,12 @@ fn admin_listen_is_an_address_or_empty() {
     let err = env_error("TESSERA__SERVER__ADMIN_LISTEN", "internal");
     assert!(err.0.contains("`server.admin_listen`"), "{err}");
 }
+
+#[test]
+fn an_empty_session_key_prefix_is_refused_naming_the_key() {
+    let err = file_error(
+        "[sessions]\nbackend = \"redis\"\n[sessions.redis]\nkey_prefix = \"\"\n[sessions.claims]\nsub = \"/sub\"\nroles = \"/roles\"\n",
+    );
+    assert!(err.0.contains("sessions.redis.key_prefix"), "{err}");
+    assert_eq!(err.0.lines().count(), 1, "{err}");
+}
