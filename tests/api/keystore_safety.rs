@@ -304,3 +304,76 @@ fn a_group_writable_key_folder_stops_start_up_with_one_line() {
     );
     assert!(stderr.contains("chmod go-w"), "{stderr}");
 }
+
+/// Waits (bounded) until `path` contains `needle`; returns its text.
+async fn file_until(path: &Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waiting for {needle:?} in: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_key_that_no_rotation_recorded_is_logged_as_an_error_with_an_audit_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys_dir = dir.path().join("keys");
+    install_fixture_key(&keys_dir);
+    let log = dir.path().join("tessera.log");
+    let port = closed_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("serve")
+        .env_remove("TESSERA_CONFIG")
+        .env("TESSERA__KEYS__DIR", &keys_dir)
+        .env("TESSERA__KEYS__RELOAD_INTERVAL_SECONDS", "1")
+        .env("TESSERA__KEYS__ROTATION_INTERVAL_SECONDS", "0")
+        .env("TESSERA__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("TESSERA__LOG__LEVEL", "info")
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("tessera");
+    file_until(&log, "tessera listening").await;
+
+    // A well-formed key put in by hand (the folder is safe: same user, 0600), no rotation.
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let kid =
+        tessera::keys::store::file::import_pem(scratch.path(), FIXTURE_KEY_B, 1).expect("key");
+    std::fs::copy(
+        scratch.path().join(format!("{kid}.pem")),
+        keys_dir.join(format!("{kid}.pem")),
+    )
+    .expect("copy");
+    let keyring_path = keys_dir.join("keyring.json");
+    let mut keyring: Value =
+        serde_json::from_str(&std::fs::read_to_string(&keyring_path).expect("keyring"))
+            .expect("json");
+    keyring["keys"]
+        .as_array_mut()
+        .expect("keys")
+        .push(json!({"kid": kid, "created_at": now(), "activates_at": now() + 1_000_000}));
+    let staged = keys_dir.join("keyring.json.new");
+    std::fs::write(&staged, keyring.to_string()).expect("write");
+    chmod(&staged, 0o600);
+    std::fs::rename(&staged, &keyring_path).expect("rename");
+
+    let text = file_until(&log, "no rotation recorded").await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let error = text
+        .lines()
+        .find(|l| l.contains("no rotation recorded"))
+        .expect("the error line");
+    assert!(error.contains("ERROR") && error.contains(&kid), "{error}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("tessera::audit") && l.contains("unrecorded") && l.contains(&kid)),
+        "an audit record: {text}"
+    );
+}
