@@ -151,6 +151,7 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("token.anonymous_roles")
                 .with_list_parse_key("redis.nodes")
+                .with_list_parse_key("server.trusted_proxies")
                 .source(Some(vars)),
         );
         let raw = builder.build().map_err(describe)?;

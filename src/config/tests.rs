@@ -486,3 +486,94 @@ fn forward_auth_is_checked_against_its_client_with_one_line_naming_the_key() {
         assert_eq!(err.0.lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn slow_client_limits_are_bounded_and_named() {
+    let s = Settings::default();
+    assert_eq!(s.server.body_timeout_ms, 5000);
+    assert_eq!(s.server.max_connections, 1024);
+    for (var, value, key) in [
+        (
+            "TESSERA__SERVER__BODY_TIMEOUT_MS",
+            "0",
+            "`server.body_timeout_ms`",
+        ),
+        (
+            "TESSERA__SERVER__MAX_CONNECTIONS",
+            "0",
+            "`server.max_connections`",
+        ),
+    ] {
+        let err = env_error(var, value);
+        assert!(err.0.contains(key), "{var}: {err}");
+        assert_eq!(err.0.lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn trusted_proxies_are_cidrs_or_addresses_and_name_the_x_forwarded_for_caller() {
+    let s = Settings::load(
+        None,
+        &env(&[("TESSERA__SERVER__TRUSTED_PROXIES", "10.0.0.0/8,192.0.2.7")]),
+    )
+    .expect("valid");
+    let ip = |t: &str| t.parse::<std::net::IpAddr>().expect("ip");
+    let server = &s.server;
+    assert_eq!(
+        server.client_address(ip("203.0.113.1"), ["1.2.3.4"].into_iter()),
+        ip("203.0.113.1"),
+        "an untrusted peer is the caller"
+    );
+    assert_eq!(
+        server.client_address(ip("10.1.1.1"), ["1.2.3.4, 5.6.7.8, 10.2.2.2"].into_iter()),
+        ip("5.6.7.8")
+    );
+    assert_eq!(
+        server.client_address(ip("10.1.1.1"), ["1.2.3.4", "5.6.7.8"].into_iter()),
+        ip("5.6.7.8"),
+        "several headers, in order"
+    );
+    assert_eq!(
+        server.client_address(ip("10.1.1.1"), ["10.3.3.3, 192.0.2.7"].into_iter()),
+        ip("10.3.3.3"),
+        "all trusted: the left-most"
+    );
+    assert_eq!(
+        server.client_address(ip("10.1.1.1"), ["5.6.7.8, garbage"].into_iter()),
+        ip("10.1.1.1"),
+        "unparsable: the nearest trusted"
+    );
+    assert_eq!(
+        server.client_address(ip("10.1.1.1"), std::iter::empty()),
+        ip("10.1.1.1")
+    );
+    let err = env_error("TESSERA__SERVER__TRUSTED_PROXIES", "10.0.0.0/33");
+    assert!(err.0.contains("`server.trusted_proxies"), "{err}");
+    assert_eq!(err.0.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn admin_listen_is_an_address_or_empty() {
+    let s = Settings::load(
+        None,
+        &env(&[("TESSERA__SERVER__ADMIN_LISTEN", "10.0.0.5:9090")]),
+    )
+    .expect("valid");
+    assert_eq!(
+        s.server.admin_listen.map(|a| a.to_string()).as_deref(),
+        Some("10.0.0.5:9090")
+    );
+    let s = Settings::load(None, &env(&[("TESSERA__SERVER__ADMIN_LISTEN", "")])).expect("valid");
+    assert_eq!(s.server.admin_listen, None);
+    let err = env_error("TESSERA__SERVER__ADMIN_LISTEN", "internal");
+    assert!(err.0.contains("`server.admin_listen`"), "{err}");
+}
+
+#[test]
+fn an_empty_session_key_prefix_is_refused_naming_the_key() {
+    let err = file_error(
+        "[sessions]\nbackend = \"redis\"\n[sessions.redis]\nkey_prefix = \"\"\n[sessions.claims]\nsub = \"/sub\"\nroles = \"/roles\"\n",
+    );
+    assert!(err.0.contains("sessions.redis.key_prefix"), "{err}");
+    assert_eq!(err.0.lines().count(), 1, "{err}");
+}

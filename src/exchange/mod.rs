@@ -83,6 +83,10 @@ pub enum ExchangeError {
     /// The user has none of the roles the request requires.
     #[error("the user has none of the roles this route requires")]
     RolesMissing,
+    /// Not visible ASCII without spaces: no session token at all (`invalid_grant`), refused
+    /// before the denylist or the backend is asked.
+    #[error("subject_token must be visible ASCII without spaces")]
+    MalformedSubjectToken,
     /// The session backend refused the token (`invalid_grant`) or cannot answer (503).
     #[error(transparent)]
     Session(#[from] SessionError),
@@ -198,6 +202,11 @@ impl Exchanger {
                         )
                         .into(),
                     ));
+                }
+                // Outside the grammar it is no session token at all: refused before the
+                // denylist or the backend is asked.
+                if !self.sessions.is_token(token) {
+                    return Err(ExchangeError::MalformedSubjectToken);
                 }
                 Some((token, self.sessions.sid_of(token)))
             }

@@ -55,6 +55,8 @@ pub enum ApiError {
     InvalidRequest(Text),
     #[error("the request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the request body did not arrive within {ms} ms")]
+    BodyTimeout { ms: u64 },
     #[error("use Content-Type application/json or application/x-www-form-urlencoded")]
     UnsupportedMediaType,
     #[error("grant_type must be urn:ietf:params:oauth:grant-type:token-exchange")]
@@ -130,6 +132,7 @@ impl ApiError {
         match self {
             Self::InvalidRequest(_) => row(S::BAD_REQUEST, "invalid_request"),
             Self::PayloadTooLarge { .. } => row(S::PAYLOAD_TOO_LARGE, "invalid_request"),
+            Self::BodyTimeout { .. } => row(S::REQUEST_TIMEOUT, "invalid_request"),
             Self::UnsupportedMediaType => row(S::UNSUPPORTED_MEDIA_TYPE, "invalid_request"),
             Self::UnsupportedGrantType => row(S::BAD_REQUEST, "unsupported_grant_type"),
             Self::InvalidGrant(_) => row(S::BAD_REQUEST, "invalid_grant"),
@@ -223,6 +226,10 @@ impl ResponseError for ApiError {
                     HeaderValue::from_static("Bearer realm=\"tessera\""),
                 ));
             }
+            // The rest of the body may still be on its way: do not read it, hang up.
+            Self::BodyTimeout { .. } => {
+                response.force_close();
+            }
             _ => {}
         }
         if let Some(seconds) = row.retry_after {
@@ -243,7 +250,7 @@ impl From<ExchangeError> for ApiError {
             E::AnonymousNotAllowed => Self::described(Self::UnauthorizedClient, &e),
             E::AudienceNotAllowed | E::NoAudience => Self::described(Self::InvalidTarget, &e),
             E::ScopeNotAllowed => Self::described(Self::InvalidScope, &e),
-            E::SessionRevoked => Self::described(Self::InvalidGrant, &e),
+            E::SessionRevoked | E::MalformedSubjectToken => Self::described(Self::InvalidGrant, &e),
             E::RolesMissing => Self::described(Self::AccessDenied, &e),
             E::Session(session) => session.into(),
             E::Denylist(cause) => Self::unavailable(Backend::Denylist, cause),
@@ -310,7 +317,8 @@ impl From<KeyError> for ApiError {
     fn from(e: KeyError) -> Self {
         match e {
             KeyError::Rotate(_) => Self::described(Self::Conflict, &e),
-            KeyError::Database(_) => Self::unavailable(Backend::Keystore, e),
+            // A keystore that cannot be read or trusted: the operator can fix it, retry.
+            KeyError::Database(_) | KeyError::Store(_) => Self::unavailable(Backend::Keystore, e),
             other => Self::Internal(other.into()),
         }
     }
