@@ -72,7 +72,7 @@ impl Application {
         let state = web::Data::new(AppState::build(settings, source, clock).await?);
         crate::infra::metrics::register_backends(state.exchanger.session_backend_name());
         crate::infra::metrics::register_config_reloads();
-        if state.forward_auth.is_some() {
+        if state.forward_auth.load().is_some() {
             crate::infra::metrics::register_forward_auth(
                 &routes::forward_auth::Dialect::ALL.map(routes::forward_auth::Dialect::name),
             );

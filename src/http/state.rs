@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use actix_web::http::header::HeaderValue;
+use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 
 use crate::clients::Clients;
@@ -29,8 +30,8 @@ pub struct AppState {
     pub keys: Arc<KeyService>,
     pub clients: Arc<Clients>,
     pub exchanger: Exchanger,
-    /// `[forward_auth]`, when configured.
-    pub forward_auth: Option<ForwardAuth>,
+    /// `[forward_auth]`, when configured; replaced by a reload.
+    pub forward_auth: Arc<ArcSwapOption<ForwardAuth>>,
     pub revocations: Arc<Revocations>,
     /// The revocation feed (`GET /revocations/stream`).
     pub feed: Arc<Feed>,
@@ -74,18 +75,22 @@ impl AppState {
         let metadata = super::routes::discovery::Metadata::for_issuer(&settings.issuer);
         let cache_control = format!("public, max-age={}", settings.jwks.max_age_seconds);
         let admin = Arc::new(AdminToken::new(settings.admin.token_sha256));
+        let forward_auth = Arc::new(ArcSwapOption::new(
+            settings
+                .forward_auth
+                .as_ref()
+                .map(|f| Arc::new(ForwardAuth::from_settings(f))),
+        ));
         let reloader = Reloader::new(
             source,
             settings.clone(),
             clients.clone(),
             sessions.clone(),
             admin.clone(),
+            forward_auth.clone(),
         );
         Ok(Self {
-            forward_auth: settings
-                .forward_auth
-                .as_ref()
-                .map(ForwardAuth::from_settings),
+            forward_auth,
             clients: clients.clone(),
             exchanger: Exchanger::new(
                 clients,

@@ -142,7 +142,7 @@ async fn answer(
     state: &AppState,
     dialect: Dialect,
 ) -> Result<(&'static str, HttpResponse), ApiError> {
-    let forward_auth = state.forward_auth.as_ref().ok_or(ApiError::NotFound)?;
+    let forward_auth = state.forward_auth.load_full().ok_or(ApiError::NotFound)?;
     let inbound = inbound(req, dialect)?;
     match forward_auth.check(&state.exchanger, &inbound).await {
         Ok(issued) => {
