@@ -65,7 +65,7 @@ pub enum KeysCommand {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("target").required(true).args(["jti", "session", "subject"])))]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["jti", "session", "sid", "subject"])))]
 pub struct RevokeArgs {
     /// A token id: that token is dead until it expires.
     #[arg(long, allow_hyphen_values = true)]
@@ -73,6 +73,9 @@ pub struct RevokeArgs {
     /// A session token: every token of that session is dead and it cannot be exchanged.
     #[arg(long, allow_hyphen_values = true)]
     pub session: Option<String>,
+    /// A session by the `sid` claim of its tokens (as seen in a JWT): the same as --session.
+    #[arg(long, allow_hyphen_values = true)]
+    pub sid: Option<String>,
     /// A user id: every token of that user issued up to now is dead.
     #[arg(long, allow_hyphen_values = true)]
     pub subject: Option<String>,
@@ -210,11 +213,12 @@ fn signal_reload(settings: &Settings) -> anyhow::Result<i32> {
 
 fn revoke(settings: &Settings, args: RevokeArgs) -> anyhow::Result<String> {
     use crate::revocation::{Revocations, Target};
-    let target = match (args.jti, args.session, args.subject) {
-        (Some(jti), _, _) => Target::Jti(jti),
-        (_, Some(session), _) => Target::Session(session),
-        (_, _, Some(subject)) => Target::Subject(subject),
-        _ => anyhow::bail!("give one of --jti, --session, --subject"),
+    let target = match (args.jti, args.session, args.sid, args.subject) {
+        (Some(jti), _, _, _) => Target::Jti(jti),
+        (_, Some(session), _, _) => Target::Session(session),
+        (_, _, Some(sid), _) => Target::Sid(sid),
+        (_, _, _, Some(subject)) => Target::Subject(subject),
+        _ => anyhow::bail!("give one of --jti, --session, --sid, --subject"),
     };
     target.check()?;
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -12,6 +12,7 @@ pub mod config;
 pub mod denylist;
 pub mod exchange;
 pub mod feed;
+pub mod forward_auth;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;

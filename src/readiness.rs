@@ -1,5 +1,6 @@
 //! Readiness: can this process issue tokens now? One check per configured part — the
-//! keystore has an active key, each external backend answers, no shutdown is under way.
+//! keyring has an active key, the keystore could be read and trusted at the last
+//! maintenance round, each external backend answers, no shutdown is under way.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -65,6 +66,14 @@ impl Readiness {
             } else {
                 "error: no active key".into()
             },
+        );
+        // Read or trusted at the last maintenance round (a corrupted keyring.json, a
+        // folder others can write): the last good keyring serves meanwhile.
+        checks.insert(
+            "keystore",
+            self.keys
+                .health()
+                .map_or_else(|reason| format!("error: {reason}"), |()| "ok".into()),
         );
         if let Some(result) = self.denylist.check().await {
             checks.insert(

@@ -1,7 +1,8 @@
 //! Configuration reload without a restart (`SIGHUP`, `tessera reload`).
 //!
 //! What a reload changes: clients (added, removed, secrets, audiences, rate limits), the
-//! static sessions, the claim mapping, the admin token and the log level. Each is swapped
+//! static sessions, the claim mapping, forward authentication (`[forward_auth]`: its
+//! client, cookie, login URL and routes), the admin token and the log level. Each is swapped
 //! whole, so a request runs under the settings current when it started, old or new, never
 //! a mix. Everything else (listen address, issuer, keystore, Redis and database URLs,
 //! token lifetimes, server limits…) needs a restart: a reload that changes it names those
@@ -12,11 +13,12 @@
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::clients::admin::AdminToken;
 use crate::clients::{ClientChanges, Clients};
 use crate::config::{ConfigError, ConfigSource, Settings};
+use crate::forward_auth::ForwardAuth;
 use crate::sessions::SessionBackend;
 
 /// The parts of the running server a reload reaches.
@@ -26,6 +28,7 @@ pub struct Reloader {
     clients: Arc<Clients>,
     sessions: Arc<SessionBackend>,
     admin: Arc<AdminToken>,
+    forward_auth: Arc<ArcSwapOption<ForwardAuth>>,
 }
 
 /// What a successful reload did.
@@ -45,6 +48,7 @@ impl Reloader {
         clients: Arc<Clients>,
         sessions: Arc<SessionBackend>,
         admin: Arc<AdminToken>,
+        forward_auth: Arc<ArcSwapOption<ForwardAuth>>,
     ) -> Self {
         Self {
             source,
@@ -52,6 +56,7 @@ impl Reloader {
             clients,
             sessions,
             admin,
+            forward_auth,
         }
     }
 
@@ -102,12 +107,18 @@ impl Reloader {
         next.admin = new.admin;
         next.sessions.static_sessions = new.sessions.static_sessions;
         next.sessions.claims = new.sessions.claims;
+        next.forward_auth = new.forward_auth;
         let level_changed = next.log.level != new.log.level;
         next.log.level = new.log.level;
 
         let clients = self.clients.reload(&next);
         self.admin.set(next.admin.token_sha256);
         self.sessions.reload(&next.sessions);
+        self.forward_auth.store(
+            next.forward_auth
+                .as_ref()
+                .map(|f| Arc::new(ForwardAuth::from_settings(f))),
+        );
         let log_level_ignored =
             level_changed && !crate::infra::telemetry::set_level(&next.log.level);
         self.running.store(Arc::new(next));
@@ -185,6 +196,7 @@ mod tests {
             Arc::new(Clients::from_settings(settings)),
             Arc::new(SessionBackend::from_settings(settings).expect("static backend")),
             Arc::new(AdminToken::new(settings.admin.token_sha256)),
+            Arc::default(),
         )
     }
 

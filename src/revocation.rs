@@ -24,6 +24,9 @@ pub enum Target {
     Jti(String),
     /// The session token as the gateway holds it; only its `sid` hash is stored.
     Session(String),
+    /// A session by the `sid` claim of its tokens (what an incident responder sees in a
+    /// JWT): 43 base64url characters, the SHA-256 of the canonical session id.
+    Sid(String),
     Subject(String),
 }
 
@@ -38,12 +41,21 @@ pub enum RevocationError {
 }
 
 impl Target {
-    /// Ids are non-empty and bounded (a session token up to 4 KiB, others 1 KiB).
+    /// Ids are non-empty and bounded (a session token up to 4 KiB, others 1 KiB); a `sid`
+    /// is a base64url SHA-256.
     pub fn check(&self) -> Result<(), RevocationError> {
         let (name, value, max) = match self {
             Self::Jti(v) => ("jti", v, 1024),
             Self::Session(v) => ("session", v, 4096),
             Self::Subject(v) => ("subject", v, 1024),
+            Self::Sid(v) => {
+                if !is_sid(v) {
+                    return Err(RevocationError::InvalidTarget(
+                        "sid must be the 43 base64url characters of a token's sid claim".into(),
+                    ));
+                }
+                return Ok(());
+            }
         };
         if value.is_empty() || value.len() > max {
             return Err(RevocationError::InvalidTarget(
@@ -52,6 +64,14 @@ impl Target {
         }
         Ok(())
     }
+}
+
+/// `base64url(SHA-256(…))` without padding: 43 characters of the URL-safe alphabet.
+fn is_sid(value: &str) -> bool {
+    value.len() == 43
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// What was revoked, for the caller.
@@ -105,6 +125,15 @@ impl Revocations {
         by: &str,
     ) -> Result<Revoked, RevocationError> {
         target.check()?;
+        if let Target::Session(token) = target
+            && !self.sessions.is_token(token)
+        {
+            // The exchange refuses such a token before asking anyone: nothing to revoke,
+            // and its hash would name no session.
+            return Err(RevocationError::InvalidTarget(
+                "session must be visible ASCII without spaces".into(),
+            ));
+        }
         let now = self.clock.now();
         let revocation = match target {
             Target::Jti(jti) => Revocation::Jti {
@@ -114,6 +143,7 @@ impl Revocations {
             Target::Session(token) => Revocation::Session {
                 sid: self.sessions.sid_of(token),
             },
+            Target::Sid(sid) => Revocation::Session { sid: sid.clone() },
             Target::Subject(sub) => Revocation::Subject {
                 sub: sub.clone(),
                 issued_up_to: now,
@@ -244,5 +274,25 @@ impl Introspection {
             Err(e) => tracing::debug!(reason = %e, "revocation of an invalid token ignored"),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sid_is_a_base64url_sha256() {
+        let sid = crate::sessions::sid_of_canonical("some-session");
+        assert!(Target::Sid(sid.clone()).check().is_ok());
+        for bad in [
+            String::new(),
+            sid[..42].to_owned(),
+            format!("{sid}A"),
+            sid.replacen(|c: char| c.is_ascii_alphanumeric(), "+", 1),
+            format!("{}=", &sid[..42]),
+        ] {
+            assert!(Target::Sid(bad.clone()).check().is_err(), "{bad}");
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! Rate limits: per gateway client (`rate_limit_per_second`, `rate_limit_burst`), a
-//! `governor` rate limiter (GCRA) per client; and per source address for authentication
-//! failures, so secret guessing is slow — a small token bucket map of our own, because
-//! it is charged only on failure and checked without charging, which a keyed `governor`
-//! limiter cannot do.
+//! `governor` rate limiter (GCRA) per client; and per (source address, claimed client)
+//! for authentication failures, so credential stuffing is slow without one client's
+//! failures locking out another client behind the same address — a small token bucket
+//! map of our own, because it is charged only on failure and checked without charging,
+//! which a keyed `governor` limiter cannot do.
 //!
 //! Invariant: an unconfigured limit is `None` and costs nothing on the request path.
 
@@ -106,11 +107,20 @@ impl<C: Clock + Clone> Limiter<C> {
     }
 }
 
-/// Buckets per source address, charged only on authentication failures.
+/// Whose failures a bucket counts at one address: a configured client (by its position in
+/// `[[clients]]`), every unknown client id together, or the admin bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Claimant {
+    Client(usize),
+    Unknown,
+    Admin,
+}
+
+/// Buckets per (source address, claimant), charged only on authentication failures.
 #[derive(Debug)]
 pub struct FailureLimiter {
     rate: Rate,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Mutex<HashMap<(IpAddr, Claimant), Bucket>>,
 }
 
 impl FailureLimiter {
@@ -121,10 +131,11 @@ impl FailureLimiter {
         }
     }
 
-    /// Whether `ip` may try to authenticate now; `Err(seconds)` when it failed too often.
-    pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
+    /// Whether `who` at `ip` may try to authenticate now; `Err(seconds)` when it failed
+    /// too often.
+    pub fn check(&self, ip: IpAddr, who: Claimant, now: Instant) -> Result<(), u64> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        match buckets.get_mut(&ip) {
+        match buckets.get_mut(&(ip, who)) {
             Some(b) => {
                 self.rate.refill(b, now);
                 if b.tokens >= 1.0 {
@@ -137,8 +148,8 @@ impl FailureLimiter {
         }
     }
 
-    /// Charges one failure to `ip`.
-    pub fn failed(&self, ip: IpAddr, now: Instant) {
+    /// Charges one failure to `who` at `ip`.
+    pub fn failed(&self, ip: IpAddr, who: Claimant, now: Instant) {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= MAX_TRACKED {
             let full = self.rate.burst();
@@ -148,7 +159,7 @@ impl FailureLimiter {
                 b.tokens < full
             });
         }
-        let b = buckets.entry(ip).or_insert(Bucket {
+        let b = buckets.entry((ip, who)).or_insert(Bucket {
             tokens: self.rate.burst(),
             updated: now,
         });
@@ -199,22 +210,27 @@ mod tests {
     }
 
     #[test]
-    fn only_failures_are_charged_per_address() {
+    fn only_failures_are_charged_per_address_and_claimant() {
         let limiter = FailureLimiter::new(Rate::new(1, 3).expect("limited"));
         let (ip, other): (IpAddr, IpAddr) = (
             "10.0.0.1".parse().expect("ip"),
             "10.0.0.2".parse().expect("ip"),
         );
+        let who = Claimant::Unknown;
         let t0 = Instant::now();
         for _ in 0..3 {
-            assert!(limiter.check(ip, t0).is_ok());
-            limiter.failed(ip, t0);
+            assert!(limiter.check(ip, who, t0).is_ok());
+            limiter.failed(ip, who, t0);
         }
-        assert_eq!(limiter.check(ip, t0), Err(1));
+        assert_eq!(limiter.check(ip, who, t0), Err(1));
         assert!(
-            limiter.check(other, t0).is_ok(),
+            limiter.check(other, who, t0).is_ok(),
             "other addresses are not affected"
         );
-        assert!(limiter.check(ip, t0 + Duration::from_secs(1)).is_ok());
+        assert!(
+            limiter.check(ip, Claimant::Client(0), t0).is_ok(),
+            "nor a configured client at the same address"
+        );
+        assert!(limiter.check(ip, who, t0 + Duration::from_secs(1)).is_ok());
     }
 }

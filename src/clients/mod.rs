@@ -68,6 +68,8 @@ pub struct Client {
     pub limiter: Option<crate::clients::limits::Limiter>,
     /// May follow the revocation feed.
     pub revocation_feed: bool,
+    /// Its position in `[[clients]]`: its failure buckets' key.
+    slot: usize,
 }
 
 /// Client authentication with its limits: the registry, the per-address failure limiter
@@ -119,28 +121,54 @@ impl Clients {
     }
 
     /// Authenticates the caller coming from `peer`, then takes one request from its rate
-    /// limit. An address that failed too often is refused before its credentials are even
-    /// checked; only `invalid_client` is charged to it.
+    /// limit. Failures are counted per (address, claimed client id) — every unknown id of
+    /// an address in one bucket — so a noisy neighbour behind the same NAT or load
+    /// balancer does not lock a gateway out. A bucket that failed too often is refused
+    /// before its credentials are even checked; only `invalid_client` is charged to it.
     pub fn authenticate(
         &self,
         presented: &PresentedCredentials<'_>,
         peer: Option<IpAddr>,
     ) -> Result<Arc<Client>, ClientError> {
         let now = Instant::now();
-        let limited = self.failures.as_ref().zip(peer);
-        if let Some((limiter, ip)) = limited {
+        let registry = self.registry.load();
+        let limited = self
+            .failures
+            .as_ref()
+            .zip(peer)
+            .map(|(limiter, ip)| (limiter, ip, registry.claimant(presented)));
+        if let Some((limiter, ip, who)) = limited {
             limiter
-                .check(ip, now)
+                .check(ip, who, now)
                 .map_err(|wait| rate_limited("auth_failures", wait))?;
         }
-        let registry = self.registry.load();
         let client = registry.authenticate(presented).inspect_err(|e| {
-            if let (ClientError::InvalidClient, Some((limiter, ip))) = (e, limited) {
-                limiter.failed(ip, now);
+            if let (ClientError::InvalidClient, Some((limiter, ip, who))) = (e, limited) {
+                limiter.failed(ip, who, now);
             }
         })?;
         client.admit()?;
         Ok(client.clone())
+    }
+}
+
+impl Clients {
+    /// Whether `peer` may present an admin token now: admin failures are charged to the
+    /// same limiter, in a bucket of their own per address.
+    pub fn admit_admin(&self, peer: Option<IpAddr>) -> Result<(), ClientError> {
+        match self.failures.as_ref().zip(peer) {
+            Some((limiter, ip)) => limiter
+                .check(ip, limits::Claimant::Admin, Instant::now())
+                .map_err(|wait| rate_limited("auth_failures", wait)),
+            None => Ok(()),
+        }
+    }
+
+    /// Charges a wrong or missing admin token to `peer`.
+    pub fn admin_failed(&self, peer: Option<IpAddr>) {
+        if let Some((limiter, ip)) = self.failures.as_ref().zip(peer) {
+            limiter.failed(ip, limits::Claimant::Admin, Instant::now());
+        }
     }
 }
 
@@ -177,12 +205,18 @@ impl ClientRegistry {
         let clients = settings
             .clients
             .iter()
-            .map(|c| {
-                let fresh = Client::from_settings(c, settings);
+            .enumerate()
+            .map(|(slot, c)| {
+                let fresh = Client {
+                    slot,
+                    ..Client::from_settings(c, settings)
+                };
                 let client = previous
                     .and_then(|p| p.clients.get(&c.id))
                     .filter(|old| {
-                        old.source == fresh.source && old.ttl_seconds == fresh.ttl_seconds
+                        old.source == fresh.source
+                            && old.ttl_seconds == fresh.ttl_seconds
+                            && old.slot == fresh.slot
                     })
                     .cloned()
                     .unwrap_or_else(|| Arc::new(fresh));
@@ -234,6 +268,22 @@ impl ClientRegistry {
         self.verify(id, secret).ok_or(ClientError::InvalidClient)
     }
 
+    /// Which configured client the credentials name (their secret unchecked), for the
+    /// failure limiter; `Unknown` when none.
+    pub fn claimant(&self, presented: &PresentedCredentials<'_>) -> limits::Claimant {
+        let basic = presented
+            .authorization
+            .filter(|h| is_basic(h))
+            .and_then(parse_basic);
+        let known = |id: &str| self.clients.get(id).map(|c| c.slot);
+        let slot = match (&basic, presented.post_id) {
+            (Some((id, _)), _) => known(id).or_else(|| form_decode(id).and_then(|d| known(&d))),
+            (None, Some(id)) => known(id),
+            (None, None) => None,
+        };
+        slot.map_or(limits::Claimant::Unknown, limits::Claimant::Client)
+    }
+
     fn verify(&self, id: &str, secret: &str) -> Option<&Arc<Client>> {
         let presented = Sha256::of_secret(secret);
         match self.clients.get(id) {
@@ -271,6 +321,7 @@ impl Client {
             limiter: crate::clients::limits::Rate::new(c.rate_limit_per_second, c.rate_limit_burst)
                 .map(crate::clients::limits::Limiter::new),
             revocation_feed: c.revocation_feed,
+            slot: 0,
         }
     }
 }

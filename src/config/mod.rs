@@ -7,6 +7,7 @@
 //! that span sections are here. This module imports nothing else of the crate.
 
 mod clients;
+mod forward_auth;
 mod keys;
 mod redis;
 mod server;
@@ -23,6 +24,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 pub use clients::{AdminSettings, ClientSettings};
+pub use forward_auth::{ForwardAuthRoute, ForwardAuthSettings, Login};
 pub use keys::{KeySettings, KeyStoreKind};
 pub use redis::{DenylistBackend, DenylistSettings, RedisSettings};
 pub use server::{LogFormat, LogSettings, ServerSettings};
@@ -83,6 +85,8 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub clients: Vec<ClientSettings>,
     pub sessions: SessionSettings,
+    /// `[forward_auth]`; absent = the forward-authentication endpoints answer 404.
+    pub forward_auth: Option<ForwardAuthSettings>,
 }
 
 impl Default for Settings {
@@ -101,6 +105,7 @@ impl Default for Settings {
             admin: AdminSettings::default(),
             clients: Vec::new(),
             sessions: SessionSettings::default(),
+            forward_auth: None,
         }
     }
 }
@@ -146,6 +151,7 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("token.anonymous_roles")
                 .with_list_parse_key("redis.nodes")
+                .with_list_parse_key("server.trusted_proxies")
                 .source(Some(vars)),
         );
         let raw = builder.build().map_err(describe)?;
@@ -178,7 +184,18 @@ impl Settings {
         if self.denylist.backend == DenylistBackend::Redis {
             self.redis.validate()?;
         }
-        self.sessions.validate()
+        self.sessions.validate()?;
+        if let Some(forward_auth) = &self.forward_auth {
+            forward_auth.validate(&self.clients)?;
+            if forward_auth.bearer && self.sessions.backend != SessionBackendKind::Http {
+                return Err(invalid(
+                    "forward_auth.bearer",
+                    "= true needs a session backend that resolves access tokens",
+                    "set sessions.backend = \"http\" or bearer = false",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Settings that are valid but probably not what the operator meant, one line each

@@ -14,12 +14,21 @@ use super::{ConfigError, check_nonzero, check_range, invalid};
 pub struct ServerSettings {
     #[serde(deserialize_with = "super::types::socket_addr")]
     pub listen: SocketAddr,
+    /// A second listener (e.g. an internal interface) that alone serves `/admin/*` and
+    /// `/metrics`; `None`: they are served on `listen`.
+    #[serde(deserialize_with = "super::types::optional_socket_addr")]
+    pub admin_listen: Option<SocketAddr>,
     pub max_body_bytes: usize,
     pub shutdown_grace_seconds: u64,
     /// Worker threads; 0 = one per CPU core.
     pub workers: usize,
     /// Time a client has to send the request head.
     pub client_request_timeout_ms: u64,
+    /// Time a handler waits for the whole request body, from its first read; then `408`.
+    pub body_timeout_ms: u64,
+    /// Connections open at once, across workers (each gets its share); more wait in the
+    /// kernel's accept queue, which holds as many.
+    pub max_connections: usize,
     /// Idle keep-alive connections are closed after this.
     pub keep_alive_seconds: u64,
     /// Time to close a connection cleanly.
@@ -33,22 +42,30 @@ pub struct ServerSettings {
     pub pid_file: Option<std::path::PathBuf>,
     /// Concurrent `GET /revocations/stream` subscribers per client; past it, `429`.
     pub max_feed_subscribers: usize,
+    /// Load balancers and proxies (addresses or CIDRs) whose `X-Forwarded-For` is
+    /// believed: from them, its right-most address not in this list is the client's.
+    #[serde(deserialize_with = "super::types::ip_nets")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: None,
             max_body_bytes: 16 * 1024,
             shutdown_grace_seconds: 30,
             workers: 0,
             client_request_timeout_ms: 5000,
+            body_timeout_ms: 5000,
+            max_connections: 1024,
             keep_alive_seconds: 75,
             client_disconnect_timeout_ms: 1000,
             auth_failures_per_second: 1,
             auth_failures_burst: 20,
             pid_file: None,
             max_feed_subscribers: 1000,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -65,7 +82,50 @@ impl ServerSettings {
             "server.max_feed_subscribers",
             self.max_feed_subscribers as u64,
             "the default 1000 allows one feed connection per service replica",
+        )?;
+        check_range(
+            "server.body_timeout_ms",
+            self.body_timeout_ms,
+            100..=600_000,
+            "the default 5000 is ample for a 16 KiB body",
+        )?;
+        check_range(
+            "server.max_connections",
+            self.max_connections as u64,
+            16..=1_000_000,
+            "the default is 1024; keep it below the process's open-file limit (ulimit -n)",
         )
+    }
+
+    /// The caller's address: the peer, or — when the peer is a trusted proxy — the
+    /// right-most address of `X-Forwarded-For` (all its headers, in order) that is not
+    /// itself trusted; the left-most when all are; the nearest trusted one when an entry
+    /// does not parse.
+    pub fn client_address<'h>(
+        &self,
+        peer: std::net::IpAddr,
+        forwarded_for: impl DoubleEndedIterator<Item = &'h str>,
+    ) -> std::net::IpAddr {
+        let trusted = |ip: &std::net::IpAddr| self.trusted_proxies.iter().any(|n| n.contains(ip));
+        if !trusted(&peer) {
+            return peer;
+        }
+        let mut nearest = peer;
+        for entry in forwarded_for.rev().flat_map(|h| h.rsplit(',')) {
+            let Ok(ip) = entry.trim().parse::<std::net::IpAddr>() else {
+                return nearest;
+            };
+            if !trusted(&ip) {
+                return ip;
+            }
+            nearest = ip;
+        }
+        nearest
+    }
+
+    /// `body_timeout_ms` as a duration.
+    pub fn body_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.body_timeout_ms)
     }
 }
 

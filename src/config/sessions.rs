@@ -227,6 +227,14 @@ impl RedisSessionSettings {
             self.timeout_ms,
             "the default is 500",
         )?;
+        // Without a prefix every JSON value in that Redis database is a session.
+        if self.key_prefix.is_empty() {
+            return Err(invalid(
+                "sessions.redis.key_prefix",
+                "is empty, so any JSON key in that Redis database could be exchanged as a session",
+                "set the prefix connect-redis writes (its default is \"sess:\")",
+            ));
+        }
         if self
             .cookie_secrets
             .iter()

@@ -386,3 +386,194 @@ fn token_reuse_defaults_and_bounds() {
     let err = env_error("TESSERA__TOKEN__REUSE_MAX_ENTRIES", "0");
     assert!(err.0.contains("`token.reuse_max_entries`"), "{err}");
 }
+
+/// A valid client `gw` (audiences `a`, `b`; anonymous allowed unless `anonymous` is false)
+/// and a `[forward_auth]` section for it, then `extra`.
+fn forward_auth_file(anonymous: bool, extra: &str) -> String {
+    format!(
+        "[[clients]]\nid = \"gw\"\nsecret_sha256 = \"{}\"\nallowed_audiences = [\"a\", \"b\"]\nallow_anonymous = {anonymous}\n[forward_auth]\nclient = \"gw\"\n{extra}",
+        Sha256::of_secret("s")
+    )
+}
+
+#[test]
+fn forward_auth_is_optional_and_loads_its_routes_in_order() {
+    assert!(
+        Settings::load(None, &[])
+            .expect("valid")
+            .forward_auth
+            .is_none()
+    );
+    let f = write(&forward_auth_file(
+        true,
+        "login_url = \"https://login.example/\"\n[[forward_auth.routes]]\npath_prefix = \"/branches/\"\naudience = \"b\"\nroles = [\"admin\"]\n[[forward_auth.routes]]\nhost = \"shop.example\"\npath_prefix = \"/\"\naudience = \"a\"\nlogin = \"optional\"\ncontext = true\n",
+    ));
+    let s = Settings::load(Some(f.path()), &[]).expect("valid");
+    let fa = s.forward_auth.expect("configured");
+    assert_eq!(fa.session_cookie, "connect.sid");
+    assert!(!fa.bearer);
+    assert_eq!(
+        fa.login_url.expect("url").as_str(),
+        "https://login.example/"
+    );
+    assert_eq!(fa.routes[0].login, Login::Required, "the default");
+    assert_eq!(fa.routes[0].roles, vec!["admin".to_owned()]);
+    assert_eq!(fa.routes[1].login, Login::Optional);
+    assert!(fa.routes[1].context);
+}
+
+#[test]
+fn forward_auth_is_checked_against_its_client_with_one_line_naming_the_key() {
+    let route = |body: &str| format!("[[forward_auth.routes]]\n{body}");
+    let cases = [
+        (
+            forward_auth_file(true, "").replace("client = \"gw\"", "client = \"nobody\""),
+            "`forward_auth.client`",
+        ),
+        (
+            forward_auth_file(true, &route("audience = \"a\"\n")),
+            "`forward_auth.routes[0].path_prefix` is missing",
+        ),
+        (
+            forward_auth_file(
+                true,
+                &route("path_prefix = \"branches\"\naudience = \"a\"\n"),
+            ),
+            "`forward_auth.routes[0].path_prefix`",
+        ),
+        (
+            forward_auth_file(
+                true,
+                &(route("path_prefix = \"/\"\naudience = \"a\"\n")
+                    + &route("path_prefix = \"/\"\naudience = \"billing\"\n")),
+            ),
+            "`forward_auth.routes[1].audience`",
+        ),
+        (
+            forward_auth_file(true, &route("path_prefix = \"/\"\n")),
+            "`forward_auth.routes[0].audience` is missing",
+        ),
+        (
+            forward_auth_file(
+                true,
+                &route("path_prefix = \"/\"\naudience = \"a\"\nlogin = \"maybe\"\n"),
+            ),
+            "`forward_auth.routes[0].login`",
+        ),
+        (
+            forward_auth_file(
+                false,
+                &route("path_prefix = \"/\"\naudience = \"a\"\nlogin = \"optional\"\n"),
+            ),
+            "`forward_auth.routes[0].login`",
+        ),
+        (
+            forward_auth_file(true, "session_cookie = \"a b\"\n"),
+            "`forward_auth.session_cookie`",
+        ),
+        (
+            forward_auth_file(true, "login_url = \"/login\"\n"),
+            "`forward_auth.login_url`",
+        ),
+        (
+            forward_auth_file(true, "bearer = true\n"),
+            "`forward_auth.bearer`",
+        ),
+    ];
+    for (file, key) in cases {
+        let err = file_error(&file);
+        assert!(err.0.contains(key), "{key}: {err}");
+        assert_eq!(err.0.lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn slow_client_limits_are_bounded_and_named() {
+    let s = Settings::default();
+    assert_eq!(s.server.body_timeout_ms, 5000);
+    assert_eq!(s.server.max_connections, 1024);
+    for (var, value, key) in [
+        (
+            "TESSERA__SERVER__BODY_TIMEOUT_MS",
+            "0",
+            "`server.body_timeout_ms`",
+        ),
+        (
+            "TESSERA__SERVER__MAX_CONNECTIONS",
+            "0",
+            "`server.max_connections`",
+        ),
+    ] {
+        let err = env_error(var, value);
+        assert!(err.0.contains(key), "{var}: {err}");
+        assert_eq!(err.0.lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn trusted_proxies_are_cidrs_or_addresses_and_name_the_x_forwarded_for_caller() {
+    let s = Settings::load(
+        None,
+        &env(&[("TESSERA__SERVER__TRUSTED_PROXIES", "10.0.0.0/8,192.0.2.7")]),
+    )
+    .expect("valid");
+    let ip = |t: &str| t.parse::<std::net::IpAddr>().expect("ip");
+    let server = &s.server;
+    assert_eq!(
+        server.client_address(ip("203.0.113.1"), ["1.2.3.4"].into_iter()),
+        ip("203.0.113.1"),
+        "an untrusted peer is the caller"
+    );
+    assert_eq!(
+        server.client_address(ip("10.1.1.1"), ["1.2.3.4, 5.6.7.8, 10.2.2.2"].into_iter()),
+        ip("5.6.7.8")
+    );
+    assert_eq!(
+        server.client_address(ip("10.1.1.1"), ["1.2.3.4", "5.6.7.8"].into_iter()),
+        ip("5.6.7.8"),
+        "several headers, in order"
+    );
+    assert_eq!(
+        server.client_address(ip("10.1.1.1"), ["10.3.3.3, 192.0.2.7"].into_iter()),
+        ip("10.3.3.3"),
+        "all trusted: the left-most"
+    );
+    assert_eq!(
+        server.client_address(ip("10.1.1.1"), ["5.6.7.8, garbage"].into_iter()),
+        ip("10.1.1.1"),
+        "unparsable: the nearest trusted"
+    );
+    assert_eq!(
+        server.client_address(ip("10.1.1.1"), std::iter::empty()),
+        ip("10.1.1.1")
+    );
+    let err = env_error("TESSERA__SERVER__TRUSTED_PROXIES", "10.0.0.0/33");
+    assert!(err.0.contains("`server.trusted_proxies"), "{err}");
+    assert_eq!(err.0.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn admin_listen_is_an_address_or_empty() {
+    let s = Settings::load(
+        None,
+        &env(&[("TESSERA__SERVER__ADMIN_LISTEN", "10.0.0.5:9090")]),
+    )
+    .expect("valid");
+    assert_eq!(
+        s.server.admin_listen.map(|a| a.to_string()).as_deref(),
+        Some("10.0.0.5:9090")
+    );
+    let s = Settings::load(None, &env(&[("TESSERA__SERVER__ADMIN_LISTEN", "")])).expect("valid");
+    assert_eq!(s.server.admin_listen, None);
+    let err = env_error("TESSERA__SERVER__ADMIN_LISTEN", "internal");
+    assert!(err.0.contains("`server.admin_listen`"), "{err}");
+}
+
+#[test]
+fn an_empty_session_key_prefix_is_refused_naming_the_key() {
+    let err = file_error(
+        "[sessions]\nbackend = \"redis\"\n[sessions.redis]\nkey_prefix = \"\"\n[sessions.claims]\nsub = \"/sub\"\nroles = \"/roles\"\n",
+    );
+    assert!(err.0.contains("sessions.redis.key_prefix"), "{err}");
+    assert_eq!(err.0.lines().count(), 1, "{err}");
+}

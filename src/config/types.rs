@@ -223,6 +223,41 @@ pub(crate) fn optional_kek<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Kek
     parse_optional(d)
 }
 
+/// A list of addresses or CIDRs (`10.0.0.0/8`, `fd00::/8`, `192.0.2.7`).
+pub(crate) fn ip_nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    let texts = Vec::<String>::deserialize(d)?;
+    texts
+        .iter()
+        .map(|text| {
+            let t = text.trim();
+            t.parse::<ipnet::IpNet>()
+                .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    de_error(FieldError::new(
+                        format!("= {text:?} is not an address or CIDR"),
+                        "write e.g. 10.0.0.0/8, fd00::/8 or 192.0.2.7",
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// `server.admin_listen`: `address:port`, or empty for none.
+pub(crate) fn optional_socket_addr<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::net::SocketAddr>, D::Error> {
+    let text = Option::<String>::deserialize(d)?.unwrap_or_default();
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    text.trim().parse().map(Some).map_err(|_| {
+        de_error(FieldError::new(
+            format!("= {text:?} is not an address:port"),
+            "write e.g. 10.0.0.5:9090, or leave it empty to serve /admin and /metrics on server.listen",
+        ))
+    })
+}
+
 /// `server.listen`: `address:port`.
 pub(crate) fn socket_addr<'de, D: Deserializer<'de>>(
     d: D,

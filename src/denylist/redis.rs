@@ -47,6 +47,29 @@ impl RedisDenylist {
         self.keys.prefix()
     }
 
+    /// One `MGET`: whether `t` is revoked by its jti or its subject's watermark, and
+    /// whether session `sid` (if any) is revoked.
+    async fn token_and_session(
+        &self,
+        t: ReusedToken<'_>,
+        sid: Option<&str>,
+    ) -> Result<(bool, bool), RedisUnavailable> {
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(self.keys.jti(t.jti)).arg(self.keys.sub(t.sub));
+        if let Some(sid) = sid {
+            cmd.arg(self.keys.sid(sid));
+        }
+        let values: Vec<Option<i64>> = self.client.query(cmd).await?;
+        let by_jti = values.first().is_some_and(Option::is_some);
+        let by_sub = values
+            .get(1)
+            .copied()
+            .flatten()
+            .is_some_and(|watermark| t.issued_at <= watermark);
+        let by_sid = values.get(2).is_some_and(Option::is_some);
+        Ok((by_jti || by_sub, by_sid))
+    }
+
     /// The storage key of a revocation (for tests and diagnostics).
     pub fn key_of(&self, revocation: &Revocation) -> String {
         self.keys.of(revocation)
@@ -109,22 +132,10 @@ impl Denylist for RedisDenylist {
                 token_revoked: false,
             });
         };
-        let mut cmd = redis::cmd("MGET");
-        cmd.arg(self.keys.jti(t.jti)).arg(self.keys.sub(t.sub));
-        if let Some(sid) = sid {
-            cmd.arg(self.keys.sid(sid));
-        }
-        let values: Vec<Option<i64>> = self.client.query(cmd).await?;
-        let by_jti = values.first().is_some_and(Option::is_some);
-        let by_sub = values
-            .get(1)
-            .copied()
-            .flatten()
-            .is_some_and(|watermark| t.issued_at <= watermark);
-        let session_revoked = values.get(2).is_some_and(Option::is_some);
+        let (by_token, session_revoked) = self.token_and_session(t, sid).await?;
         Ok(ExchangeCheck {
             session_revoked,
-            token_revoked: by_jti || by_sub || session_revoked,
+            token_revoked: by_token || session_revoked,
         })
     }
 
@@ -133,19 +144,12 @@ impl Denylist for RedisDenylist {
         t: TokenFacts<'_>,
         _now: UnixTime,
     ) -> Result<bool, RedisUnavailable> {
-        let mut cmd = redis::cmd("MGET");
-        cmd.arg(self.keys.jti(t.jti)).arg(self.keys.sub(t.sub));
-        if let Some(sid) = t.sid {
-            cmd.arg(self.keys.sid(sid));
-        }
-        let values: Vec<Option<i64>> = self.client.query(cmd).await?;
-        let by_jti = values.first().is_some_and(Option::is_some);
-        let by_sub = values
-            .get(1)
-            .copied()
-            .flatten()
-            .is_some_and(|watermark| t.issued_at <= watermark);
-        let by_sid = values.get(2).is_some_and(Option::is_some);
-        Ok(by_jti || by_sub || by_sid)
+        let token = ReusedToken {
+            jti: t.jti,
+            sub: t.sub,
+            issued_at: t.issued_at,
+        };
+        let (by_token, by_sid) = self.token_and_session(token, t.sid).await?;
+        Ok(by_token || by_sid)
     }
 }

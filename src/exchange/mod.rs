@@ -41,6 +41,9 @@ pub struct ExchangeRequest<'a> {
     pub scope: Option<&'a str>,
     /// Copied into the `ctx` claim.
     pub context: Option<&'a RequestContext>,
+    /// The user must have at least one of these roles (forward-auth routes); `None` = any.
+    /// Checked before anything is signed.
+    pub required_roles: Option<&'a [String]>,
 }
 
 /// A token issued (or, with reuse, handed out again: the strings are shared with the
@@ -77,6 +80,13 @@ pub enum ExchangeError {
     ScopeNotAllowed,
     #[error("the session has been revoked")]
     SessionRevoked,
+    /// The user has none of the roles the request requires.
+    #[error("the user has none of the roles this route requires")]
+    RolesMissing,
+    /// Not visible ASCII without spaces: no session token at all (`invalid_grant`), refused
+    /// before the denylist or the backend is asked.
+    #[error("subject_token must be visible ASCII without spaces")]
+    MalformedSubjectToken,
     /// The session backend refused the token (`invalid_grant`) or cannot answer (503).
     #[error(transparent)]
     Session(#[from] SessionError),
@@ -193,6 +203,11 @@ impl Exchanger {
                         .into(),
                     ));
                 }
+                // Outside the grammar it is no session token at all: refused before the
+                // denylist or the backend is asked.
+                if !self.sessions.is_token(token) {
+                    return Err(ExchangeError::MalformedSubjectToken);
+                }
                 Some((token, self.sessions.sid_of(token)))
             }
         };
@@ -253,6 +268,7 @@ impl Exchanger {
                 None,
             ),
         };
+        policy::require_roles(request.required_roles, roles)?;
         let keyring = self.keys.current();
         let active_kid = keyring.active().kid();
         let principal_digest = key.map(|_| reuse::principal_digest(sub, roles, extra, sid));

@@ -43,7 +43,19 @@ pub fn grant_scope(client: &Client, asked: Option<&str>) -> Result<Option<String
     Ok((!granted.is_empty()).then(|| granted.join(" ")))
 }
 
-/// The gateway's inbound request, if given, bounded and with an HTTP method token.
+/// The user's `roles` include one of `required` (if any are required).
+pub fn require_roles(required: Option<&[String]>, roles: &[String]) -> Result<(), ExchangeError> {
+    match required {
+        Some(required) if !required.is_empty() && !required.iter().any(|r| roles.contains(r)) => {
+            Err(ExchangeError::RolesMissing)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The gateway's inbound request, if given, bounded, with an HTTP method token and an
+/// origin-form path (a leading `/`, visible ASCII only: no space, CR, LF, ESC or NUL to
+/// carry into a downstream log).
 pub fn check_context(
     ctx: Option<&RequestContext>,
 ) -> Result<Option<&RequestContext>, ExchangeError> {
@@ -51,6 +63,12 @@ pub fn check_context(
         if c.path.len() > MAX_PATH_BYTES {
             return Err(ExchangeError::InvalidRequest(
                 "request.path exceeds 2048 bytes".into(),
+            ));
+        }
+        if !c.path.starts_with('/') || !c.path.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ExchangeError::InvalidRequest(
+                "request.path must start with / and be visible ASCII (percent-encode the rest)"
+                    .into(),
             ));
         }
         let token_char = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
@@ -115,6 +133,19 @@ mod tests {
     }
 
     #[test]
+    fn one_required_role_is_enough() {
+        let roles = ["user".to_owned(), "admin".to_owned()];
+        let admin = ["admin".to_owned()];
+        assert!(require_roles(None, &[]).is_ok());
+        assert!(require_roles(Some(&[]), &[]).is_ok());
+        assert!(require_roles(Some(&admin), &roles).is_ok());
+        assert!(matches!(
+            require_roles(Some(&admin), &roles[..1]),
+            Err(ExchangeError::RolesMissing)
+        ));
+    }
+
+    #[test]
     fn request_context_is_bounded() {
         let long = RequestContext {
             method: "GET".into(),
@@ -131,5 +162,21 @@ mod tests {
             path: "/p?q=1".into(),
         };
         assert!(check_context(Some(&ok)).is_ok());
+        for path in [
+            "",
+            "p",
+            "*",
+            "/a b",
+            "/a\r\nX: y",
+            "/\u{1b}[31m",
+            "/\0",
+            "/é",
+        ] {
+            let bad = RequestContext {
+                method: "GET".into(),
+                path: path.into(),
+            };
+            assert!(check_context(Some(&bad)).is_err(), "{path:?}");
+        }
     }
 }

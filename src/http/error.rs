@@ -14,6 +14,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::exchange::ExchangeError;
+use crate::forward_auth::ForwardAuthError;
 use crate::keys::KeyError;
 use crate::revocation::RevocationError;
 use crate::sessions::SessionError;
@@ -54,6 +55,8 @@ pub enum ApiError {
     InvalidRequest(Text),
     #[error("the request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the request body did not arrive within {ms} ms")]
+    BodyTimeout { ms: u64 },
     #[error("use Content-Type application/json or application/x-www-form-urlencoded")]
     UnsupportedMediaType,
     #[error("grant_type must be urn:ietf:params:oauth:grant-type:token-exchange")]
@@ -70,6 +73,12 @@ pub enum ApiError {
     InvalidClient,
     #[error("a valid admin bearer token is required")]
     InvalidAdminToken,
+    /// Forward authentication: a route that needs a logged-in user, and no valid session.
+    #[error("{0}")]
+    LoginRequired(Text),
+    /// Forward authentication: no route, or the user lacks the route's roles.
+    #[error("{0}")]
+    AccessDenied(Text),
     #[error("rate limit exceeded; retry after {retry_after} s")]
     SlowDown { retry_after: u64 },
     #[error("{} cannot be reached; retry later", .backend.describe())]
@@ -78,8 +87,6 @@ pub enum ApiError {
         #[source]
         cause: Cause,
     },
-    #[error("{0}")]
-    AccessDenied(Text),
     #[error("too many open feed connections for this client (at most {limit}); retry later")]
     TooManySubscribers { limit: usize },
     #[error("{0}")]
@@ -125,6 +132,7 @@ impl ApiError {
         match self {
             Self::InvalidRequest(_) => row(S::BAD_REQUEST, "invalid_request"),
             Self::PayloadTooLarge { .. } => row(S::PAYLOAD_TOO_LARGE, "invalid_request"),
+            Self::BodyTimeout { .. } => row(S::REQUEST_TIMEOUT, "invalid_request"),
             Self::UnsupportedMediaType => row(S::UNSUPPORTED_MEDIA_TYPE, "invalid_request"),
             Self::UnsupportedGrantType => row(S::BAD_REQUEST, "unsupported_grant_type"),
             Self::InvalidGrant(_) => row(S::BAD_REQUEST, "invalid_grant"),
@@ -133,6 +141,8 @@ impl ApiError {
             Self::InvalidScope(_) => row(S::BAD_REQUEST, "invalid_scope"),
             Self::InvalidClient => row(S::UNAUTHORIZED, "invalid_client"),
             Self::InvalidAdminToken => row(S::UNAUTHORIZED, "invalid_token"),
+            Self::LoginRequired(_) => row(S::UNAUTHORIZED, "login_required"),
+            Self::AccessDenied(_) => row(S::FORBIDDEN, "access_denied"),
             Self::SlowDown { retry_after } => Row {
                 retry_after: Some(*retry_after),
                 ..row(S::TOO_MANY_REQUESTS, "slow_down")
@@ -141,7 +151,6 @@ impl ApiError {
                 retry_after: Some(backend.retry_after()),
                 ..row(S::SERVICE_UNAVAILABLE, "temporarily_unavailable")
             },
-            Self::AccessDenied(_) => row(S::FORBIDDEN, "access_denied"),
             Self::TooManySubscribers { .. } => Row {
                 retry_after: Some(5),
                 ..row(S::TOO_MANY_REQUESTS, "slow_down")
@@ -211,6 +220,16 @@ impl ResponseError for ApiError {
                     ),
                 ));
             }
+            Self::LoginRequired(_) => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"tessera\""),
+                ));
+            }
+            // The rest of the body may still be on its way: do not read it, hang up.
+            Self::BodyTimeout { .. } => {
+                response.force_close();
+            }
             _ => {}
         }
         if let Some(seconds) = row.retry_after {
@@ -231,10 +250,24 @@ impl From<ExchangeError> for ApiError {
             E::AnonymousNotAllowed => Self::described(Self::UnauthorizedClient, &e),
             E::AudienceNotAllowed | E::NoAudience => Self::described(Self::InvalidTarget, &e),
             E::ScopeNotAllowed => Self::described(Self::InvalidScope, &e),
-            E::SessionRevoked => Self::described(Self::InvalidGrant, &e),
+            E::SessionRevoked | E::MalformedSubjectToken => Self::described(Self::InvalidGrant, &e),
+            E::RolesMissing => Self::described(Self::AccessDenied, &e),
             E::Session(session) => session.into(),
             E::Denylist(cause) => Self::unavailable(Backend::Denylist, cause),
             E::Signing(cause) => Self::Internal(cause.into()),
+        }
+    }
+}
+
+impl From<ForwardAuthError> for ApiError {
+    fn from(e: ForwardAuthError) -> Self {
+        use ForwardAuthError as E;
+        match e {
+            E::Client(client) => client.into(),
+            E::InvalidRequest(text) => Self::InvalidRequest(text),
+            E::NoRoute => Self::described(Self::AccessDenied, &e),
+            E::LoginRequired { .. } => Self::described(Self::LoginRequired, &e),
+            E::Exchange(exchange) => exchange.into(),
         }
     }
 }
@@ -284,7 +317,8 @@ impl From<KeyError> for ApiError {
     fn from(e: KeyError) -> Self {
         match e {
             KeyError::Rotate(_) => Self::described(Self::Conflict, &e),
-            KeyError::Database(_) => Self::unavailable(Backend::Keystore, e),
+            // A keystore that cannot be read or trusted: the operator can fix it, retry.
+            KeyError::Database(_) | KeyError::Store(_) => Self::unavailable(Backend::Keystore, e),
             other => Self::Internal(other.into()),
         }
     }

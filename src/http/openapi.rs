@@ -3,7 +3,7 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 use utoipa::OpenApi;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 
 use crate::http::AppState;
 
@@ -17,6 +17,9 @@ use crate::http::AppState;
     paths(
         super::routes::exchange::exchange_token,
         super::routes::exchange::oauth2_token,
+        super::routes::forward_auth::check_nginx,
+        super::routes::forward_auth::check_forwarded,
+        super::routes::forward_auth::check_envoy,
         super::routes::revoke::revoke_token,
         super::routes::introspect::introspect_token,
         super::routes::feed::stream_revocations,
@@ -35,6 +38,7 @@ use crate::http::AppState;
     modifiers(&SecuritySchemes),
     tags(
         (name = "exchange", description = "Gateways exchange session tokens for internal JWTs"),
+        (name = "forward-auth", description = "Forward authentication for nginx, Envoy, Traefik and Caddy: the gateway describes the inbound request; `200` + `Authorization: Bearer <JWT>` or a denial to relay"),
         (name = "revocation", description = "Revoke and introspect tokens (RFC 7009, RFC 7662), and follow revocations"),
         (name = "admin", description = "Operator endpoints (admin bearer token)"),
         (name = "keys", description = "Public keys for offline verification"),
@@ -52,6 +56,13 @@ impl utoipa::Modify for SecuritySchemes {
         components.add_security_scheme(
             "client_basic",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
+        components.add_security_scheme(
+            "gateway_basic",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Tessera-Authorization",
+                "`Basic base64(client_id:client_secret)` of `forward_auth.client`, set by the gateway on the auth request only",
+            ))),
         );
         components.add_security_scheme(
             "admin_bearer",

@@ -19,6 +19,8 @@ use crate::infra::clock::{Clock, SystemClock};
 /// A bound, not yet running server.
 pub struct Application {
     port: u16,
+    /// The port of `server.admin_listen`, when set.
+    admin_port: Option<u16>,
     server: Server,
     state: web::Data<AppState>,
 }
@@ -49,6 +51,19 @@ impl Application {
             )
         })?;
         let port = listener.local_addr()?.port();
+        let admin_listener = settings
+            .server
+            .admin_listen
+            .map(|addr| {
+                TcpListener::bind(addr).map_err(|e| {
+                    anyhow::anyhow!("server.admin_listen: cannot listen on {addr}: {e}")
+                })
+            })
+            .transpose()?;
+        let admin_addr = admin_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
         let server_settings = settings.server.clone();
         let reload_every = Duration::from_secs(settings.keys.reload_interval_seconds);
         for warning in settings.warnings() {
@@ -57,6 +72,11 @@ impl Application {
         let state = web::Data::new(AppState::build(settings, source, clock).await?);
         crate::infra::metrics::register_backends(state.exchanger.session_backend_name());
         crate::infra::metrics::register_config_reloads();
+        if state.forward_auth.load().is_some() {
+            crate::infra::metrics::register_forward_auth(
+                &routes::forward_auth::Dialect::ALL.map(routes::forward_auth::Dialect::name),
+            );
+        }
         state.keys.clone().spawn_maintenance(reload_every);
         state.feed.start();
         if state.clients.is_empty() {
@@ -68,6 +88,9 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .wrap(from_fn(move |req, next| {
+                    split_listeners(admin_addr, req, next)
+                }))
                 .wrap(from_fn(access_log))
                 .configure(routes::configure)
                 .default_service(web::to(|| async { Err::<String, _>(ApiError::NotFound) }))
@@ -85,8 +108,19 @@ impl Application {
         if server_settings.workers > 0 {
             server = server.workers(server_settings.workers);
         }
+        // actix counts connections per worker: each gets its share of the total.
+        let workers = match server_settings.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        server = server.max_connections(server_settings.max_connections.div_ceil(workers));
+        warn_if_above_open_file_limit(server_settings.max_connections);
+        if let Some(admin) = admin_listener {
+            server = server.listen(admin)?;
+        }
         Ok(Self {
             port,
+            admin_port: admin_addr.map(|a| a.port()),
             server: server.run(),
             state,
         })
@@ -94,6 +128,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of `server.admin_listen`, when set.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin_port
     }
 
     /// A handle to stop the server gracefully.
@@ -131,6 +170,22 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// Each connection is a file descriptor: a `server.max_connections` the process cannot
+/// open would fail with "too many open files" before the cap ever applies.
+fn warn_if_above_open_file_limit(max_connections: usize) {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    // Room for the keystore, Redis, PostgreSQL, the session upstream and the listeners.
+    if let Some(limit) = limit
+        && max_connections as u64 + 64 > limit
+    {
+        tracing::warn!(
+            max_connections,
+            open_file_limit = limit,
+            "server.max_connections is above the open-file limit (ulimit -n) minus 64: raise the limit or lower server.max_connections"
+        );
     }
 }
 
@@ -180,6 +235,25 @@ fn termination_signals() -> std::io::Result<impl Future<Output = ()>> {
 }
 
 /// One line per request: method, path (never the query or a body), status, latency.
+/// With `server.admin_listen`, `/admin/*` and `/metrics` are served there only, and
+/// nothing else is: elsewhere they do not exist (404).
+async fn split_listeners(
+    admin: Option<std::net::SocketAddr>,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody>>, actix_web::Error> {
+    if let Some(admin) = admin {
+        let path = req.path();
+        let admin_path = path == "/metrics" || path == "/admin" || path.starts_with("/admin/");
+        let on_admin = req.app_config().local_addr() == admin;
+        if admin_path != on_admin {
+            let response = actix_web::ResponseError::error_response(&ApiError::NotFound);
+            return Ok(req.into_response(response).map_into_right_body());
+        }
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
 async fn access_log(
     req: ServiceRequest,
     next: Next<impl MessageBody>,

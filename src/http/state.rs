@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use actix_web::http::header::HeaderValue;
+use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 
 use crate::clients::Clients;
@@ -14,6 +15,7 @@ use crate::denylist::DenylistStore;
 use crate::exchange::Exchanger;
 use crate::exchange::reuse::Reuse;
 use crate::feed::Feed;
+use crate::forward_auth::ForwardAuth;
 use crate::infra::clock::Clock;
 use crate::keys::KeyService;
 use crate::readiness::Readiness;
@@ -28,6 +30,8 @@ pub struct AppState {
     pub keys: Arc<KeyService>,
     pub clients: Arc<Clients>,
     pub exchanger: Exchanger,
+    /// `[forward_auth]`, when configured; replaced by a reload.
+    pub forward_auth: Arc<ArcSwapOption<ForwardAuth>>,
     pub revocations: Arc<Revocations>,
     /// The revocation feed (`GET /revocations/stream`).
     pub feed: Arc<Feed>,
@@ -71,14 +75,22 @@ impl AppState {
         let metadata = super::routes::discovery::Metadata::for_issuer(&settings.issuer);
         let cache_control = format!("public, max-age={}", settings.jwks.max_age_seconds);
         let admin = Arc::new(AdminToken::new(settings.admin.token_sha256));
+        let forward_auth = Arc::new(ArcSwapOption::new(
+            settings
+                .forward_auth
+                .as_ref()
+                .map(|f| Arc::new(ForwardAuth::from_settings(f))),
+        ));
         let reloader = Reloader::new(
             source,
             settings.clone(),
             clients.clone(),
             sessions.clone(),
             admin.clone(),
+            forward_auth.clone(),
         );
         Ok(Self {
+            forward_auth,
             clients: clients.clone(),
             exchanger: Exchanger::new(
                 clients,

@@ -10,6 +10,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const HTTP_REQUESTS: &str = "tessera_http_requests_total";
 pub const EXCHANGE_DURATION: &str = "tessera_exchange_duration_seconds";
 pub const EXCHANGES: &str = "tessera_exchanges_total";
+pub const FORWARD_AUTH: &str = "tessera_forward_auth_total";
 pub const ACTIVE_KEY_AGE: &str = "tessera_active_key_age_seconds";
 pub const BACKEND_ERRORS: &str = "tessera_backend_errors_total";
 pub const BACKEND_DURATION: &str = "tessera_backend_duration_seconds";
@@ -82,6 +83,10 @@ fn describe() {
     metrics::describe_counter!(
         EXCHANGES,
         "Exchanges by client and outcome (issued or the OAuth error code)"
+    );
+    metrics::describe_counter!(
+        FORWARD_AUTH,
+        "Forward-authentication answers by dialect (nginx, forwarded, envoy) and outcome (allowed, login_redirect or the error code)"
     );
     metrics::describe_gauge!(
         ACTIVE_KEY_AGE,
@@ -191,6 +196,14 @@ pub fn reuse_counters() -> [metrics::Counter; 2] {
         counter.increment(0);
         counter
     })
+}
+
+/// Registers `tessera_forward_auth_total{dialect, outcome="allowed"}` at 0 for each
+/// dialect, so a configured forward authentication shows a rate from start-up.
+pub fn register_forward_auth(dialects: &[&'static str]) {
+    for dialect in dialects {
+        metrics::counter!(FORWARD_AUTH, "dialect" => *dialect, "outcome" => "allowed").increment(0);
+    }
 }
 
 /// Times a backend call and counts its errors (every `Err` is one).

@@ -64,6 +64,8 @@ pub struct KeyService {
     typ: String,
     bits: usize,
     clock: Arc<dyn Clock>,
+    /// Why the last maintenance round failed (`None`: it succeeded), for `/readyz`.
+    health: std::sync::Mutex<Option<String>>,
 }
 
 impl KeyService {
@@ -107,7 +109,36 @@ impl KeyService {
             typ,
             bits: settings.keys.rsa_bits,
             clock,
+            health: std::sync::Mutex::new(None),
         })
+    }
+
+    /// The keystore as the last maintenance round found it: `Err(reason)` when it could
+    /// not be read or trusted (the last good keyring keeps serving meanwhile).
+    pub fn health(&self) -> Result<(), String> {
+        match &*self.health.lock().unwrap_or_else(|p| p.into_inner()) {
+            None => Ok(()),
+            Some(reason) => Err(reason.clone()),
+        }
+    }
+
+    /// Records a maintenance round's outcome; logs only when it changes.
+    fn record_health(&self, result: &Result<(), KeyError>) {
+        crate::infra::metrics::record_keystore(result.is_ok());
+        let now = result.as_ref().err().map(|e| e.to_string());
+        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        if *health == now {
+            return;
+        }
+        match &now {
+            Some(reason) => tracing::error!(
+                store = self.store.name(),
+                error = %reason,
+                "keyring maintenance failed; serving the last good keyring, /readyz failing until it is fixed"
+            ),
+            None => tracing::info!(store = self.store.name(), "keystore healthy again"),
+        }
+        *health = now;
     }
 
     /// The current snapshot; cheap (an atomic load), never blocks.
@@ -151,11 +182,42 @@ impl KeyService {
 
     async fn reload(&self, loaded: &mut Loaded) -> Result<(), KeyError> {
         let (version, stored) = self.store.load().await?;
+        let appeared: Vec<String> = stored
+            .iter()
+            .filter(|s| !loaded.keys.iter().any(|k| k.record.kid == s.record.kid))
+            .map(|s| s.record.kid.clone())
+            .collect();
+        if !appeared.is_empty() {
+            self.report_unrecorded(&appeared).await;
+        }
         loaded.keys = parse_new(&loaded.keys, stored, &self.typ)?;
         loaded.version = version;
         let ring = Keyring::new(&loaded.keys, self.clock.now(), &self.policy)?;
         self.ring.store(Arc::new(ring));
         Ok(())
+    }
+
+    /// A key that appeared in the store without a rotation of this keystore recording it
+    /// (file store: no `generate` or `import` line in `audit.jsonl`): an error and an
+    /// audit record, for someone to look at.
+    async fn report_unrecorded(&self, appeared: &[String]) {
+        let now = self.clock.now();
+        for kid in self.store.unrecorded(appeared).await {
+            tracing::error!(
+                kid = %kid,
+                store = self.store.name(),
+                "a key appeared in the keystore that no rotation recorded; if nobody here put it there, remove it and run `tessera keys rotate --now`"
+            );
+            tracing::info!(
+                target: "tessera::audit",
+                event = "key",
+                action = "unrecorded",
+                kid = %kid,
+                by = "unknown",
+                at = crate::infra::clock::rfc3339(now),
+                "key event"
+            );
+        }
     }
 
     async fn apply(
@@ -239,10 +301,7 @@ impl KeyService {
             loop {
                 interval.tick().await;
                 let result = self.tick().await;
-                crate::infra::metrics::record_keystore(result.is_ok());
-                if let Err(e) = result {
-                    tracing::warn!(error = %e, "keyring maintenance failed; serving the last good keyring");
-                }
+                self.record_health(&result);
             }
         });
     }

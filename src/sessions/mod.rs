@@ -162,6 +162,18 @@ impl SessionBackend {
         }
     }
 
+    /// Whether `token` can be a session token at all: visible ASCII without spaces
+    /// (RFC 6750 `b64token`, RFC 6265 `cookie-octet`, both within `%x21-7E`), for `redis`
+    /// after URL-decoding (the `s%3A…` form). Anything else is refused before the denylist
+    /// or the backend is asked: an upstream that trims whitespace or decodes `%20` would
+    /// otherwise resolve a variant of a revoked token under another `sid`.
+    pub fn is_token(&self, token: &str) -> bool {
+        match self {
+            Self::Redis(_) => is_visible_ascii(&redis::url_decoded(token)),
+            Self::Static(_) | Self::Http(_) => is_visible_ascii(token),
+        }
+    }
+
     /// The `sid` of a session token as this backend canonicalizes it: for `redis` the sid
     /// itself (signed, URL-encoded or raw alike), otherwise the token as sent.
     pub fn sid_of(&self, token: &str) -> String {
@@ -185,6 +197,12 @@ impl SessionBackend {
             ),
         }
     }
+}
+
+/// Non-empty, and every byte visible ASCII (`%x21-7E`): no space, tab, CR, LF, NUL or
+/// anything non-ASCII.
+pub fn is_visible_ascii(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// `base64url(SHA-256(canonical))`.

@@ -118,7 +118,7 @@ pub fn canonical_sid(token: &str) -> Cow<'_, str> {
     }
 }
 
-fn url_decoded(token: &str) -> Cow<'_, str> {
+pub(super) fn url_decoded(token: &str) -> Cow<'_, str> {
     if token.contains('%') {
         percent_decode_str(token)
             .decode_utf8()

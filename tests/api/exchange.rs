@@ -393,3 +393,42 @@ async fn an_address_that_keeps_failing_authentication_is_slowed_down() {
     let response = app.exchange_json(json!({})).await;
     assert_oauth_error(response, 429, "slow_down").await;
 }
+
+#[tokio::test]
+async fn a_request_path_must_start_with_a_slash_and_be_visible_ascii() {
+    let app = spawn_app().await;
+    for path in [
+        "products/1",
+        "",
+        "http://shop/products/1",
+        "/products/1\r\nX-Forwarded-For: 10.0.0.1",
+        "/products/\u{1b}[2J",
+        "/products 1",
+        "/products/\u{0}",
+        "/produits/é",
+    ] {
+        let response = app
+            .exchange_json(json!({"request": {"method": "GET", "path": path}}))
+            .await;
+        let body = assert_oauth_error(response, 400, "invalid_request").await;
+        assert!(
+            body["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains("request.path")),
+            "{path:?}: {body}"
+        );
+    }
+    let jwt = {
+        let response = app
+            .exchange_json(json!({"request": {"method": "GET", "path": "/produits/%C3%A9?q=%1B"}}))
+            .await;
+        assert_eq!(response.status(), 200);
+        let v: Value = response.json().await.expect("json");
+        v["access_token"].as_str().expect("token").to_owned()
+    };
+    let claims = app.verify(&jwt, "product-catalog").await;
+    assert_eq!(
+        claims["ctx"]["path"], "/produits/%C3%A9?q=%1B",
+        "kept as sent"
+    );
+}

@@ -267,13 +267,7 @@ async fn a_cli_revocation_reaches_a_subscriber() {
         ),
     )
     .expect("config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .arg("--config")
-        .arg(&config)
-        .args(["revoke", "--subject", "user-cli"])
-        .env_remove("TESSERA_CONFIG")
-        .output()
-        .expect("run tessera");
+    let out = tessera_cli(&config, &["revoke", "--subject", "user-cli"]);
     assert!(
         out.status.success(),
         "{}",

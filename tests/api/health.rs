@@ -16,7 +16,10 @@ async fn healthz_and_readyz_report_a_ready_server() {
     assert_eq!(response.status(), 200);
     let (status, body) = app.readiness().await;
     assert_eq!(status, 200);
-    assert_eq!(body, json!({"status": "ready", "checks": {"keys": "ok"}}));
+    assert_eq!(
+        body,
+        json!({"status": "ready", "checks": {"keys": "ok", "keystore": "ok"}})
+    );
 }
 
 #[tokio::test]

@@ -88,6 +88,19 @@ pub fn test_settings(keys_dir: &Path) -> Settings {
     s
 }
 
+/// Runs the `tessera` binary with `--config config` and `args` (logging at info); its
+/// output.
+pub fn tessera_cli(config: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("TESSERA_CONFIG")
+        .env("TESSERA__LOG__LEVEL", "info")
+        .output()
+        .expect("run tessera")
+}
+
 /// A port nobody listens on (bound once, then released).
 pub fn closed_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

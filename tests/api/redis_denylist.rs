@@ -187,16 +187,6 @@ async fn tessera_starts_while_redis_is_down_and_serves_once_it_is_up() {
     }
 }
 
-fn cli(config: &std::path::Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("TESSERA__LOG__LEVEL", "info")
-        .output()
-        .expect("run tessera")
-}
-
 #[tokio::test]
 async fn the_cli_revokes_in_the_shared_denylist() {
     let (url, prefix) = (shared_redis_url(), unique_prefix());
@@ -212,7 +202,7 @@ async fn the_cli_revokes_in_the_shared_denylist() {
         ),
     )
     .expect("config");
-    let out = cli(
+    let out = tessera_cli(
         &config,
         &[
             "revoke",
@@ -237,10 +227,51 @@ async fn the_cli_revokes_in_the_shared_denylist() {
     );
     assert_eq!(app.introspect(&jwt).await["active"], false);
 
-    let out = cli(&config, &["revoke", "--subject", "user-9"]);
+    let out = tessera_cli(&config, &["revoke", "--subject", "user-9"]);
     assert!(out.status.success());
-    let out = cli(&config, &["revoke", "--jti", "a", "--subject", "b"]);
+    let out = tessera_cli(&config, &["revoke", "--jti", "a", "--subject", "b"]);
     assert!(!out.status.success(), "exactly one target");
+}
+
+#[tokio::test]
+async fn the_cli_revokes_a_session_by_the_sid_claim_of_its_token() {
+    let (url, prefix) = (shared_redis_url(), unique_prefix());
+    let app = spawn_app_with(on_redis(url.clone(), prefix.clone())).await;
+    let jwt = app.token_for(Some(USER_SESSION)).await;
+    let sid = app.introspect(&jwt).await["sid"]
+        .as_str()
+        .expect("sid")
+        .to_owned();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("tessera.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[denylist]\nbackend = \"redis\"\n[redis]\nurl = \"{url}\"\nkey_prefix = \"{prefix}\"\n"
+        ),
+    )
+    .expect("config");
+    let out = tessera_cli(&config, &["revoke", "--sid", &sid]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("revoked session {sid}")),
+        "{stdout}"
+    );
+    assert_eq!(app.introspect(&jwt).await["active"], false);
+    let response = app
+        .exchange_json(json!({"subject_token": USER_SESSION}))
+        .await;
+    assert_oauth_error(response, 400, "invalid_grant").await;
+
+    let out = tessera_cli(&config, &["revoke", "--sid", "not-a-sid"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sid"));
 }
 
 #[test]
@@ -248,7 +279,7 @@ fn the_cli_refuses_the_in_process_memory_denylist() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("tessera.toml");
     std::fs::write(&config, "[denylist]\nbackend = \"memory\"\n").expect("config");
-    let out = cli(&config, &["revoke", "--subject", "user-1"]);
+    let out = tessera_cli(&config, &["revoke", "--subject", "user-1"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("denylist.backend"), "{stderr}");

@@ -101,6 +101,23 @@ impl Served {
         exchange(&self.http, self.port, id, secret).await
     }
 
+    /// An anonymous visitor's `GET /products` through nginx's forward authentication.
+    async fn forward_auth(&self, id: &str, secret: &str) -> u16 {
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+        self.http
+            .get(format!("http://127.0.0.1:{}/forward-auth/nginx", self.port))
+            .header("tessera-authorization", format!("Basic {basic}"))
+            .header("x-original-method", "GET")
+            .header("x-original-uri", "/products")
+            .header("x-original-host", "shop.example")
+            .send()
+            .await
+            .expect("forward auth")
+            .status()
+            .as_u16()
+    }
+
     async fn admin_keys(&self, token: &str) -> u16 {
         self.http
             .get(format!("http://127.0.0.1:{}/admin/keys", self.port))
@@ -350,6 +367,20 @@ async fn an_invalid_file_changes_nothing_and_a_restart_only_setting_is_named_and
             .any(|l| l.contains("need a restart") && l.contains("issuer")),
         "{log}"
     );
+
+    // Forward authentication appears with a reload (and its routes change with the next).
+    assert_eq!(served.forward_auth("second", "second-secret").await, 404);
+    served.write(
+        &[FileClient {
+            id: "second",
+            secrets: &["second-secret"],
+        }],
+        ADMIN_TOKEN,
+        "[forward_auth]\nclient = \"second\"\n[[forward_auth.routes]]\npath_prefix = \"/\"\naudience = \"svc\"\nlogin = \"optional\"\n",
+    );
+    served.sighup();
+    served.await_reloads("ok", 2).await;
+    assert_eq!(served.forward_auth("second", "second-secret").await, 200);
 }
 
 /// The documented procedure for rolling a gateway's secret: add the new hash, reload,

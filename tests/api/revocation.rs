@@ -120,6 +120,32 @@ async fn a_revoked_session_kills_its_tokens_and_its_exchanges(backend: Backend) 
     app.token_for(Some(USER_SESSION)).await;
 }
 
+/// An incident responder holds a JWT, not the session token: its `sid` claim revokes the
+/// session just as the token would.
+async fn a_session_revoked_by_the_sid_claim_of_its_token_is_dead(backend: Backend) {
+    let app = backend.spawn().await;
+    let jwt = app.token_for(Some(ADMIN_SESSION)).await;
+    let user_jwt = app.token_for(Some(USER_SESSION)).await;
+    let sid = app.introspect(&jwt).await["sid"]
+        .as_str()
+        .expect("sid")
+        .to_owned();
+    let response = app
+        .admin_revoke(json!({"sid": sid, "reason": "seen in an incident"}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["kind"], "session");
+    assert_eq!(body["id"], sid);
+
+    assert_eq!(app.introspect(&jwt).await["active"], false);
+    let response = app
+        .exchange_json(json!({"subject_token": ADMIN_SESSION}))
+        .await;
+    assert_oauth_error(response, 400, "invalid_grant").await;
+    assert_eq!(app.introspect(&user_jwt).await["active"], true);
+}
+
 async fn a_revoked_subject_kills_earlier_tokens_but_not_later_ones(backend: Backend) {
     let clock = Arc::new(ManualClock::new(1_800_000_000));
     let app = backend.spawn_with_clock(clock.clone()).await;
@@ -245,6 +271,7 @@ on_every_backend!(
     a_client_revokes_its_own_token,
     a_client_cannot_revoke_another_clients_token,
     a_revoked_session_kills_its_tokens_and_its_exchanges,
+    a_session_revoked_by_the_sid_claim_of_its_token_is_dead,
     a_revoked_subject_kills_earlier_tokens_but_not_later_ones,
     a_revoked_jti_kills_that_token_only,
     a_revoked_token_is_never_handed_out_again,
@@ -334,6 +361,10 @@ async fn the_admin_api_needs_the_admin_token_and_one_target() {
         json!({"subject": ""}),
         json!({"subject": "u", "extra": 1}),
         json!({"subject": 5}),
+        json!({"sid": "not-a-sid"}),
+        json!({"sid": format!("{}=", "A".repeat(42))}),
+        json!({"sid": "A".repeat(43), "session": "x"}),
+        json!({"session": "two words"}),
     ] {
         let response = app.admin_revoke(bad.clone()).await;
         assert_oauth_error(response, 400, "invalid_request").await;

@@ -335,3 +335,31 @@ async fn a_graceful_stop_lets_the_exchange_in_flight_finish() {
     let after = reqwest::Client::new().get(app.url("/healthz")).send().await;
     assert!(after.is_err(), "the listener is closed after the stop");
 }
+
+/// Forward authentication with `bearer = true`: without the session cookie, the user's own
+/// `Authorization: Bearer` is the subject token, resolved as an access token by this
+/// backend; a refused one is a login.
+#[tokio::test]
+async fn forward_auth_takes_the_users_bearer_access_token_when_configured() {
+    let legacy = start_legacy().await;
+    let app = spawn_app_with(|s| {
+        configure(legacy.url.clone(), HttpSessionMode::Userinfo)(s);
+        crate::forward_auth::forward_auth(s);
+        if let Some(fa) = s.forward_auth.as_mut() {
+            fa.bearer = true;
+        }
+    })
+    .await;
+    let response =
+        crate::forward_auth::nginx(&app, "/account/", &[("authorization", "Bearer dave")]).await;
+    assert_eq!(response.status(), 200);
+    let bearer = response.headers()["authorization"].to_str().expect("ascii");
+    let jwt = bearer.strip_prefix("Bearer ").expect("bearer");
+    assert_eq!(
+        app.verify(jwt, "product-catalog").await["sub"],
+        "legacy-dave"
+    );
+    let response =
+        crate::forward_auth::nginx(&app, "/account/", &[("authorization", "Bearer gone")]).await;
+    assert_oauth_error(response, 401, "login_required").await;
+}

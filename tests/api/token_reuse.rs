@@ -229,13 +229,7 @@ async fn rotate_now_by_the_cli_and_on_another_replica_ends_reuse_on_each() {
         format!("[keys]\ndir = \"{}\"\n", keys_dir.display()),
     )
     .expect("config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .arg("--config")
-        .arg(&config)
-        .args(["keys", "rotate", "--now"])
-        .env_remove("TESSERA_CONFIG")
-        .output()
-        .expect("run tessera");
+    let out = tessera_cli(&config, &["keys", "rotate", "--now"]);
     assert!(
         out.status.success(),
         "{}",

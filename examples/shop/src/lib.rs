@@ -41,6 +41,8 @@ pub fn inventory(verifier: Verifier) -> impl FnOnce(&mut web::ServiceConfig) {
                             "products": [{"id": 1, "name": "espresso beans", "stock": 12}],
                             "user": claims.sub,
                             "email": claims.extra.get("email"),
+                            "roles": claims.roles,
+                            "via": claims.act.map(|a| a.sub),
                         }))
                     },
                 )),

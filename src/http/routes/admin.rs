@@ -62,6 +62,7 @@ pub struct RotateRequest {
     responses(
         (status = 200, description = "The keys, oldest first", body = [KeyInfo]),
         (status = 401, description = "`invalid_token`: missing or wrong admin token", body = ErrorBody),
+        (status = 429, description = "`slow_down`: too many wrong admin tokens from this address; with `Retry-After`", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody)))]
 pub async fn list_keys(
     req: HttpRequest,
@@ -81,6 +82,7 @@ pub async fn list_keys(
         (status = 200, description = "The new key", body = KeyInfo),
         (status = 400, description = "`invalid_request`: malformed body", body = ErrorBody),
         (status = 401, description = "`invalid_token`: missing or wrong admin token", body = ErrorBody),
+        (status = 429, description = "`slow_down`: too many wrong admin tokens from this address; with `Retry-After`", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody),
         (status = 409, description = "`conflict`: a rotation is pending, or the JWKS is full (the message says from when a rotation is possible)", body = ErrorBody),
         (status = 415, description = "`invalid_request`: not JSON", body = ErrorBody),
@@ -91,7 +93,7 @@ pub async fn rotate_keys(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
-    let (_, body) = read_optional_json(&req, payload, state.settings.server.max_body_bytes).await?;
+    let (_, body) = read_optional_json(&req, payload, &state.settings.server).await?;
     let request: RotateRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RotateRequest::default()
     } else {
@@ -106,7 +108,7 @@ pub async fn rotate_keys(
 async fn read_optional_json(
     req: &HttpRequest,
     payload: web::Payload,
-    limit: usize,
+    server: &crate::config::ServerSettings,
 ) -> Result<(Option<super::BodyEncoding>, web::Bytes), ApiError> {
     let declared_empty = req
         .headers()
@@ -115,15 +117,23 @@ async fn read_optional_json(
     if declared_empty && req.headers().get(header::CONTENT_TYPE).is_none() {
         return Ok((None, web::Bytes::new()));
     }
-    let (encoding, body) = read_body(req, payload, limit, true).await?;
+    let (encoding, body) = read_body(req, payload, server, true).await?;
     if encoding != super::BodyEncoding::Json {
         return Err(ApiError::UnsupportedMediaType);
     }
     Ok((Some(encoding), body))
 }
 
-/// Checks `Authorization: Bearer <admin token>`.
+/// Checks `Authorization: Bearer <admin token>`; failures are charged to the caller's
+/// address in the authentication-failure limiter, which refuses it (429) when it failed
+/// too often.
 pub(crate) fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let peer = super::client_address(req, &state.settings.server);
+    state.clients.admit_admin(peer)?;
+    check_admin_token(req, state).inspect_err(|_| state.clients.admin_failed(peer))
+}
+
+fn check_admin_token(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -140,7 +150,7 @@ pub(crate) fn require_admin(req: &HttpRequest, state: &AppState) -> Result<(), A
     }
 }
 
-/// Exactly one of `jti`, `session`, `subject`.
+/// Exactly one of `jti`, `session`, `sid`, `subject`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevocationRequest {
@@ -148,6 +158,8 @@ pub struct RevocationRequest {
     pub jti: Option<String>,
     /// A session token as the gateway holds it (stored only as its `sid` hash).
     pub session: Option<String>,
+    /// A session by the `sid` claim of its tokens (base64url SHA-256, 43 characters).
+    pub sid: Option<String>,
     /// A user id: every token of that user issued up to now.
     pub subject: Option<String>,
     /// Free text for the audit log.
@@ -166,16 +178,17 @@ pub struct RevocationResult {
     pub expires_in: u64,
 }
 
-/// Revoke a token (`jti`), a session (every token with its `sid`, and further
-/// exchanges) or a user (every token issued up to now).
+/// Revoke a token (`jti`), a session (by its token or by the `sid` claim: every token
+/// with that `sid`, and further exchanges) or a user (every token issued up to now).
 #[utoipa::path(post, path = "/admin/revocations", tag = "admin",
     request_body(content = RevocationRequest, content_type = "application/json",
         example = json!({"session": "the-session-token", "reason": "stolen laptop"})),
     security(("admin_bearer" = [])),
     responses(
         (status = 200, description = "Revoked", body = RevocationResult),
-        (status = 400, description = "`invalid_request`: not exactly one of jti, session, subject", body = ErrorBody),
+        (status = 400, description = "`invalid_request`: not exactly one of jti, session, sid, subject, or a malformed one", body = ErrorBody),
         (status = 401, description = "`invalid_token`: missing or wrong admin token", body = ErrorBody),
+        (status = 429, description = "`slow_down`: too many wrong admin tokens from this address; with `Retry-After`", body = ErrorBody),
         (status = 405, description = "Method not allowed", body = ErrorBody),
         (status = 413, description = "`invalid_request`: body too large", body = ErrorBody),
         (status = 415, description = "`invalid_request`: not JSON", body = ErrorBody),
@@ -186,20 +199,20 @@ pub async fn create_revocation(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
-    let (encoding, body) =
-        read_body(&req, payload, state.settings.server.max_body_bytes, true).await?;
+    let (encoding, body) = read_body(&req, payload, &state.settings.server, true).await?;
     if encoding != super::BodyEncoding::Json {
         return Err(ApiError::UnsupportedMediaType);
     }
     let request: RevocationRequest =
         serde_json::from_slice(&body).map_err(|e| describe_parse_error(encoding, &e))?;
-    let target = match (request.jti, request.session, request.subject) {
-        (Some(jti), None, None) => Target::Jti(jti),
-        (None, Some(session), None) => Target::Session(session),
-        (None, None, Some(subject)) => Target::Subject(subject),
+    let target = match (request.jti, request.session, request.sid, request.subject) {
+        (Some(jti), None, None, None) => Target::Jti(jti),
+        (None, Some(session), None, None) => Target::Session(session),
+        (None, None, Some(sid), None) => Target::Sid(sid),
+        (None, None, None, Some(subject)) => Target::Subject(subject),
         _ => {
             return Err(ApiError::InvalidRequest(
-                "give exactly one of jti, session, subject".into(),
+                "give exactly one of jti, session, sid, subject".into(),
             ));
         }
     };

@@ -239,15 +239,14 @@ async fn exchange(
     state: &AppState,
     client_id: &mut Option<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (encoding, body) =
-        read_body(req, payload, state.settings.server.max_body_bytes, true).await?;
+    let (encoding, body) = read_body(req, payload, &state.settings.server, true).await?;
     let params = ExchangeParams::parse(encoding, &body)?;
     let credentials = presented_credentials(
         req,
         params.client_id.as_deref(),
         params.client_secret.as_deref(),
     );
-    let peer = req.peer_addr().map(|a| a.ip());
+    let peer = super::client_address(req, &state.settings.server);
     let client = state.exchanger.authenticate(&credentials, peer)?;
     let span = tracing::Span::current();
     span.record("client_id", client.id.as_str());
@@ -262,6 +261,7 @@ async fn exchange(
                 audience: params.audience.as_deref(),
                 scope: params.scope.as_deref(),
                 context: params.request.as_ref(),
+                required_roles: None,
             },
         )
         .await?;

@@ -26,7 +26,7 @@ pub struct Readiness {
     #[schema(example = "ready")]
     pub status: &'static str,
     /// One entry per configured part: `ok` or `error: <backend> <address>: <reason>`.
-    #[schema(example = json!({"keys": "ok"}))]
+    #[schema(example = json!({"keys": "ok", "keystore": "ok"}))]
     pub checks: BTreeMap<&'static str, String>,
 }
 
@@ -38,7 +38,8 @@ pub async fn get_health() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
-/// Readiness: 200 only when an active key exists and every configured backend answers.
+/// Readiness: 200 only when an active key exists, the keystore could be read and trusted
+/// at the last maintenance round, and every configured backend answers.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "Ready to issue tokens", body = Readiness),
               (status = 503, description = "A part is not ready; `checks` names it", body = Readiness)))]

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod discovery;
 pub mod exchange;
 pub mod feed;
+pub mod forward_auth;
 pub mod health;
 pub mod introspect;
 pub mod jwks;
@@ -11,17 +12,20 @@ pub mod metrics;
 
 pub mod revoke;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::{HttpMessage, HttpRequest, Resource, web};
 use futures_util::StreamExt as _;
 
 use crate::clients::{Client, PresentedCredentials};
+use crate::config::ServerSettings;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     exchange::configure(cfg);
+    forward_auth::configure(cfg);
     revoke::configure(cfg);
     introspect::configure(cfg);
     feed::configure(cfg);
@@ -47,13 +51,15 @@ pub enum BodyEncoding {
     Form,
 }
 
-/// Checks the content type, then reads at most `limit` bytes of body.
+/// Checks the content type, then reads at most `server.max_body_bytes` of body within
+/// `server.body_timeout_ms` (a body sent slowly holds a connection for no longer).
 pub(crate) async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
-    limit: usize,
+    server: &ServerSettings,
     allow_json: bool,
 ) -> Result<(BodyEncoding, web::Bytes), ApiError> {
+    let limit = server.max_body_bytes;
     let encoding = match req.content_type() {
         "application/x-www-form-urlencoded" => BodyEncoding::Form,
         "application/json" if allow_json => BodyEncoding::Json,
@@ -68,14 +74,23 @@ pub(crate) async fn read_body(
         return Err(ApiError::PayloadTooLarge { limit });
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(512).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|_| ApiError::InvalidRequest("the request body could not be read".into()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
+    let read = async {
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|_| {
+                ApiError::InvalidRequest("the request body could not be read".into())
+            })?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
+        Ok(())
+    };
+    actix_web::rt::time::timeout(server.body_timeout(), read)
+        .await
+        .map_err(|_| ApiError::BodyTimeout {
+            ms: server.body_timeout_ms,
+        })??;
     Ok((encoding, body.freeze()))
 }
 
@@ -116,8 +131,20 @@ pub(crate) fn authenticate_client(
     post_secret: Option<&str>,
 ) -> Result<Arc<Client>, ApiError> {
     let presented = presented_credentials(req, post_id, post_secret);
-    let peer = req.peer_addr().map(|a| a.ip());
+    let peer = client_address(req, &state.settings.server);
     Ok(state.clients.authenticate(&presented, peer)?)
+}
+
+/// The caller's address for the failure limiter: the peer, or behind a trusted proxy
+/// (`server.trusted_proxies`) what its `X-Forwarded-For` says.
+pub(crate) fn client_address(req: &HttpRequest, server: &ServerSettings) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>();
+    Some(server.client_address(peer, forwarded.into_iter()))
 }
 
 /// The RFC 7009 / RFC 7662 request body: `token=…` (+ `token_type_hint`, credentials).
@@ -138,8 +165,7 @@ pub(crate) async fn read_token_form(
     payload: web::Payload,
     state: &AppState,
 ) -> Result<(Arc<Client>, String), ApiError> {
-    let (encoding, body) =
-        read_body(req, payload, state.settings.server.max_body_bytes, false).await?;
+    let (encoding, body) = read_body(req, payload, &state.settings.server, false).await?;
     let form: TokenForm =
         serde_urlencoded::from_bytes(&body).map_err(|e| describe_parse_error(encoding, &e))?;
     let client = authenticate_client(

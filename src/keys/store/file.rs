@@ -2,13 +2,18 @@
 //! `<kid>.pem` (PKCS#8, mode 0600) or, with a KEK configured, `<kid>.sealed.json`
 //! (AES-256-GCM) — and `audit.jsonl` (one line per key event).
 //!
-//! Invariants: a private key file readable by group or others is refused, never loaded;
-//! files are written to a temporary name then renamed; plans run under an exclusive
-//! lock on `keys.dir/.lock`, so instances sharing the folder never both rotate.
+//! Invariants: the folder is trusted only when it and everything in it belong to this
+//! process's user and nobody else can write there (nor read a private key or
+//! `keyring.json`), checked before every read and every plan — else nothing is loaded;
+//! key files and `keyring.json` are opened without following symbolic links; files are
+//! written to a temporary name then renamed; plans run under an exclusive lock on
+//! `keys.dir/.lock`, so instances sharing the folder never both rotate; private key files
+//! without a `keyring.json` are refused, never orphaned by a new key.
 
 use std::fs;
+use std::io::Read as _;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -39,10 +44,17 @@ pub enum FileStoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The folder or a file in it could be written (or a secret read) by someone else.
+    #[error("keys.dir: {path} {problem}; {fix}")]
+    Unsafe {
+        path: PathBuf,
+        problem: String,
+        fix: String,
+    },
     #[error(
-        "keys.dir: private key file {path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}`"
+        "keys.dir: {dir} holds private key files ({files}) but no keyring.json; restore keyring.json from a backup, or move those files elsewhere to start with a new key"
     )]
-    InsecurePermissions { path: PathBuf, mode: u32 },
+    Orphaned { dir: PathBuf, files: String },
     #[error("keys.dir: {path} is not a valid keyring file ({reason}); restore it from a backup")]
     BadKeyring { path: PathBuf, reason: String },
     #[error("keys.dir: {path} is not a PKCS#8 RSA private key")]
@@ -108,14 +120,83 @@ impl FileKeyStore {
         self.dir.join(format!("{kid}.sealed.json"))
     }
 
-    /// SHA-256 of `keyring.json`: changes whenever a plan is applied.
+    /// SHA-256 of `keyring.json`: changes whenever a plan is applied. The folder is
+    /// checked first, so an unsafe folder fails every maintenance round.
     pub fn version(&self) -> Result<String, KeyError> {
+        self.check_folder()?;
         let path = self.dir.join(KEYRING_FILE);
-        match fs::read(&path) {
-            Ok(bytes) => Ok(URL_SAFE_NO_PAD.encode(Sha256::digest(&bytes))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok("empty".into()),
-            Err(e) => Err(io("read", &path)(e).into()),
+        match read_secret_file(&path) {
+            Ok(text) => Ok(URL_SAFE_NO_PAD.encode(Sha256::digest(text.as_bytes()))),
+            Err(FileStoreError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok("empty".into())
+            }
+            Err(e) => Err(e.into()),
         }
+    }
+
+    /// The folder and every entry in it: owned by this process's user, writable by no
+    /// one else, no symbolic link; private keys and `keyring.json` readable by no one
+    /// else either. Anyone else who can write here can plant a signing key.
+    pub fn check_folder(&self) -> Result<(), FileStoreError> {
+        let me = rustix::process::geteuid().as_raw();
+        let meta = fs::metadata(&self.dir).map_err(io("read", &self.dir))?;
+        check_entry(&self.dir, &meta, me, false)?;
+        for entry in fs::read_dir(&self.dir).map_err(io("read", &self.dir))? {
+            let entry = entry.map_err(io("read", &self.dir))?;
+            let path = entry.path();
+            let meta = fs::symlink_metadata(&path).map_err(io("read", &path))?;
+            if meta.file_type().is_symlink() {
+                return Err(FileStoreError::Unsafe {
+                    problem: "is a symbolic link, which the keystore does not follow".into(),
+                    fix: format!(
+                        "put the file itself in its place: `cp --remove-destination \"$(readlink -f {0})\" {0}`",
+                        path.display()
+                    ),
+                    path,
+                });
+            }
+            let secret = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n == KEYRING_FILE || is_private_key_file(n));
+            check_entry(&path, &meta, me, secret)?;
+        }
+        Ok(())
+    }
+
+    /// Private key files in the folder when there is no `keyring.json`: those keys would
+    /// be orphaned by a new one.
+    fn check_not_orphaned(&self) -> Result<(), FileStoreError> {
+        if self.dir.join(KEYRING_FILE).exists() {
+            return Ok(());
+        }
+        let mut files: Vec<String> = fs::read_dir(&self.dir)
+            .map_err(io("read", &self.dir))?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| is_private_key_file(n))
+            .collect();
+        if files.is_empty() {
+            return Ok(());
+        }
+        files.sort();
+        Err(FileStoreError::Orphaned {
+            dir: self.dir.clone(),
+            files: files.join(", "),
+        })
+    }
+
+    /// Kids that a `generate` or `import` line of `audit.jsonl` records.
+    pub fn recorded_kids(&self) -> Vec<String> {
+        let Ok(text) = fs::read_to_string(self.dir.join(AUDIT_FILE)) else {
+            return Vec::new();
+        };
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|v| matches!(v["action"].as_str(), Some("generate" | "import")))
+            .filter_map(|v| v["kid"].as_str().map(str::to_owned))
+            .collect()
     }
 
     pub fn load(&self) -> Result<(String, Vec<StoredKey>), KeyError> {
@@ -131,12 +212,18 @@ impl FileKeyStore {
         Ok((version, keys))
     }
 
+    /// The records of `keyring.json`; none when it does not exist (unless key files do).
     fn read_records(&self) -> Result<Vec<KeyRecord>, FileStoreError> {
         let path = self.dir.join(KEYRING_FILE);
-        let text = match fs::read_to_string(&path) {
+        let text = match read_secret_file(&path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io("read", &path)(e)),
+            Err(FileStoreError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                self.check_not_orphaned()?;
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e),
         };
         let file: KeyringFile =
             serde_json::from_str(&text).map_err(|e| FileStoreError::BadKeyring {
@@ -219,6 +306,7 @@ impl FileKeyStore {
         bits: usize,
         plan: Plan,
     ) -> Result<Vec<Applied>, KeyError> {
+        self.check_folder()?;
         let _lock = self.lock()?;
         let mut records = self.read_records()?;
         let mut applied = Vec::new();
@@ -245,8 +333,19 @@ impl FileKeyStore {
         if applied.is_empty() {
             return Ok(applied);
         }
+        // A new key is in the audit log before it is in keyring.json, so a replica that
+        // reads the folder in between never takes it for a planted key.
+        for a in applied
+            .iter()
+            .filter(|a| matches!(a, Applied::Generated(_)))
+        {
+            self.append_audit(actor, a.action(), a.kid(), now)?;
+        }
         self.write_records(records)?;
-        for a in &applied {
+        for a in applied
+            .iter()
+            .filter(|a| !matches!(a, Applied::Generated(_)))
+        {
             if let Applied::Removed { kid } = a {
                 remove_if_present(&self.pem_path(kid))?;
                 remove_if_present(&self.sealed_path(kid))?;
@@ -262,6 +361,7 @@ impl FileKeyStore {
                 "keys.encryption_key is not set: nothing to rewrap under".into(),
             ));
         };
+        self.check_folder()?;
         let _lock = self.lock()?;
         let mut changed = 0;
         for record in self.read_records()? {
@@ -305,19 +405,70 @@ impl FileKeyStore {
     }
 }
 
+/// A private key file: `<kid>.pem` or `<kid>.sealed.json`.
+fn is_private_key_file(name: &str) -> bool {
+    name.ends_with(".pem") || name.ends_with(".sealed.json")
+}
+
+/// Refuses an entry someone else owns or may write (or, for a secret, read).
+fn check_entry(
+    path: &Path,
+    meta: &fs::Metadata,
+    me: u32,
+    secret: bool,
+) -> Result<(), FileStoreError> {
+    let refuse = |problem: String, fix: String| FileStoreError::Unsafe {
+        path: path.to_owned(),
+        problem,
+        fix,
+    };
+    let shown = path.display();
+    if meta.uid() != me {
+        return Err(refuse(
+            format!(
+                "is owned by uid {}, not by this process's user (uid {me}): whoever owns it could plant a signing key",
+                meta.uid()
+            ),
+            format!("remove it if nobody here put it there, else run `chown {me} {shown}`"),
+        ));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(refuse(
+            format!(
+                "is writable by group or others (mode {mode:o}): anyone could plant a signing key"
+            ),
+            format!("run `chmod go-w {shown}`"),
+        ));
+    }
+    if secret && mode & 0o077 != 0 {
+        return Err(refuse(
+            format!("is readable by group or others (mode {mode:o})"),
+            format!("run `chmod 600 {shown}`"),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a file that only this user may read, without following a symbolic link; the
+/// mode is checked on the opened file, so it cannot be swapped in between.
 fn read_secret_file(path: &Path) -> Result<String, FileStoreError> {
-    let mode = fs::metadata(path)
-        .map_err(io("read", path))?
-        .permissions()
-        .mode()
-        & 0o777;
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .map_err(io("read", path))?;
+    let mode = file.metadata().map_err(io("read", path))?.mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(FileStoreError::InsecurePermissions {
+        return Err(FileStoreError::Unsafe {
             path: path.to_owned(),
-            mode,
+            problem: format!("is readable by group or others (mode {mode:o})"),
+            fix: format!("run `chmod 600 {}`", path.display()),
         });
     }
-    fs::read_to_string(path).map_err(io("read", path))
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(io("read", path))?;
+    Ok(text)
 }
 
 fn remove_if_present(path: &Path) -> Result<(), FileStoreError> {
@@ -358,8 +509,8 @@ pub fn import_pem(dir: &Path, pem: &str, activates_at: UnixTime) -> Result<Strin
     );
     let kid = crate::keys::jwk::Jwk::from_public_key(&key.to_public_key()).kid;
     let _lock = store.lock()?;
-    store.write_private_key(&kid, &der)?;
     let mut records = store.read_records()?;
+    store.write_private_key(&kid, &der)?;
     records.retain(|r| r.kid != kid);
     records.push(KeyRecord {
         kid: kid.clone(),
@@ -367,6 +518,7 @@ pub fn import_pem(dir: &Path, pem: &str, activates_at: UnixTime) -> Result<Strin
         activates_at,
         retires_at: None,
     });
+    store.append_audit("import", "import", &kid, activates_at)?;
     store.write_records(records)?;
     Ok(kid)
 }
@@ -374,6 +526,7 @@ pub fn import_pem(dir: &Path, pem: &str, activates_at: UnixTime) -> Result<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     const PEM: &str = include_str!("../../../tests/fixtures/rsa-2048-a.pem");
 
@@ -435,5 +588,84 @@ mod tests {
         assert!(err.to_string().contains("keys.encryption_key"), "{err}");
         let audit = fs::read_to_string(dir.path().join(AUDIT_FILE)).expect("audit");
         assert!(audit.contains("\"action\":\"rewrap\""), "{audit}");
+    }
+
+    fn chmod(path: &Path, mode: u32) {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    #[test]
+    fn refuses_a_folder_or_file_others_can_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = dir.path().join("keys");
+        let kid = import_pem(&keys, PEM, 1).expect("import");
+        let store = FileKeyStore::open(&keys, Arc::new(KekRing::default())).expect("open");
+        store.load().expect("a safe folder loads");
+
+        chmod(&keys, 0o777);
+        let err = store.load().err().expect("refused").to_string();
+        assert!(err.contains("writable by group or others"), "{err}");
+        assert!(err.contains("chmod go-w"), "{err}");
+        chmod(&keys, 0o700);
+
+        chmod(&keys.join(KEYRING_FILE), 0o620);
+        let err = store.version().expect_err("refused").to_string();
+        assert!(err.contains("keyring.json is writable"), "{err}");
+        chmod(&keys.join(KEYRING_FILE), 0o644);
+        let err = store.version().expect_err("refused").to_string();
+        assert!(err.contains("keyring.json is readable"), "{err}");
+        chmod(&keys.join(KEYRING_FILE), 0o600);
+
+        store
+            .apply("test", 2, 2048, Box::new(|_| Ok(Vec::new())))
+            .expect("a plan on a safe folder");
+        chmod(&store.pem_path(&kid), 0o606);
+        let err = store
+            .apply("test", 2, 2048, Box::new(|_| Ok(Vec::new())))
+            .expect_err("a plan is refused too")
+            .to_string();
+        assert!(err.contains(&format!("{kid}.pem is writable")), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_symbolic_link_and_does_not_follow_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = dir.path().join("keys");
+        let kid = import_pem(&keys, PEM, 1).expect("import");
+        let store = FileKeyStore::open(&keys, Arc::new(KekRing::default())).expect("open");
+        let elsewhere = dir.path().join("elsewhere.pem");
+        fs::rename(store.pem_path(&kid), &elsewhere).expect("move");
+        std::os::unix::fs::symlink(&elsewhere, store.pem_path(&kid)).expect("symlink");
+        let err = store.load().err().expect("refused").to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        let err = read_secret_file(&store.pem_path(&kid))
+            .expect_err("not followed")
+            .to_string();
+        assert!(err.contains("cannot read"), "{err}");
+    }
+
+    #[test]
+    fn key_files_without_a_keyring_stop_the_load_instead_of_being_orphaned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = dir.path().join("keys");
+        let kid = import_pem(&keys, PEM, 1).expect("import");
+        let store = FileKeyStore::open(&keys, Arc::new(KekRing::default())).expect("open");
+        fs::remove_file(keys.join(KEYRING_FILE)).expect("rm");
+        let err = store.load().err().expect("refused").to_string();
+        assert!(err.contains(&format!("{kid}.pem")), "{err}");
+        assert!(err.contains("restore keyring.json"), "{err}");
+        let err = store
+            .apply("test", 2, 2048, Box::new(|_| Ok(Vec::new())))
+            .expect_err("no plan on orphans")
+            .to_string();
+        assert!(err.contains("no keyring.json"), "{err}");
+    }
+
+    #[test]
+    fn imports_and_generations_are_recorded_in_the_audit_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kid = import_pem(dir.path(), PEM, 1).expect("import");
+        let store = FileKeyStore::open(dir.path(), Arc::new(KekRing::default())).expect("open");
+        assert_eq!(store.recorded_kids(), vec![kid]);
     }
 }

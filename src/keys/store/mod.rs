@@ -142,6 +142,23 @@ impl KeyStore {
         Ok(applied)
     }
 
+    /// Of `kids`, those no rotation of this keystore recorded (file store: no `generate`
+    /// or `import` line in its audit log; PostgreSQL: every change goes through a plan).
+    pub async fn unrecorded(&self, kids: &[String]) -> Vec<String> {
+        match self {
+            Self::File(f) => {
+                let (f, kids) = (f.clone(), kids.to_vec());
+                blocking(move || {
+                    let recorded = f.recorded_kids();
+                    Ok(kids.into_iter().filter(|k| !recorded.contains(k)).collect())
+                })
+                .await
+                .unwrap_or_default()
+            }
+            Self::Postgres(_) => Vec::new(),
+        }
+    }
+
     /// Re-seals every private key under the current KEK; returns how many changed.
     pub async fn rewrap(&self, actor: &str, now: UnixTime) -> Result<usize, KeyError> {
         match self {
