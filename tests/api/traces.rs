@@ -369,3 +369,51 @@ async fn exchanges_are_traced_over_otlp_continuing_the_gateways_trace_without_se
         );
     }
 }
+
+fn dropped_spans(metrics: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tessera_trace_spans_dropped_total "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A collector that is down costs the exchanges nothing: they all succeed, and the spans
+/// that could not be exported are counted.
+#[tokio::test]
+async fn with_the_collector_down_exchanges_succeed_and_lost_spans_are_counted() {
+    let served = serve(crate::helpers::closed_port()).await;
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{}", served.port);
+    let metrics = || async {
+        http.get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    };
+    assert!(
+        dropped_spans(&metrics().await).is_some(),
+        "registered from start-up"
+    );
+    for _ in 0..20 {
+        let response = http
+            .post(format!("{base}/exchange"))
+            .basic_auth("gateway", Some(CLIENT_SECRET))
+            .json(&json!({ "subject_token": USER_SESSION }))
+            .send()
+            .await
+            .expect("exchange");
+        assert_eq!(response.status(), 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dropped_spans(&metrics().await).unwrap_or(0) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no dropped span counted; log:\n{}",
+            std::fs::read_to_string(&served.log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
