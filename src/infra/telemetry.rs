@@ -97,6 +97,12 @@ where
     provider.map(|provider| {
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("tessera"))
+            // Less work per span and smaller exports: no busy/idle timing, source
+            // location or thread attributes.
+            .with_tracked_inactivity(false)
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
             .with_filter(Targets::new().with_target("tessera", tracing::Level::INFO))
     })
 }
