@@ -1,6 +1,7 @@
 //! The request span of OpenTelemetry traces: continues the caller's W3C `traceparent`
 //! (a gateway's trace) and carries the method, route and status, never a header's value
-//! or the query. Without traces (the default) it does nothing.
+//! or the query. Without traces (the default), and for `/healthz`, `/readyz` and
+//! `/metrics`, it does nothing.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -26,7 +27,9 @@ pub async fn request_span(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    if !crate::infra::telemetry::traces_enabled() {
+    // Probes and scrapes would bury the traces of real requests.
+    let probe = matches!(req.path(), "/healthz" | "/readyz" | "/metrics");
+    if probe || !crate::infra::telemetry::traces_enabled() {
         return next.call(req).await;
     }
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());

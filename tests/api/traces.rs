@@ -285,6 +285,15 @@ async fn exchanges_are_traced_over_otlp_continuing_the_gateways_trace_without_se
         .await
         .expect("forward auth");
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    for probe in ["healthz", "metrics"] {
+        let response = http
+            .get(format!("{base}/{probe}"))
+            .header("traceparent", traceparent(forward))
+            .send()
+            .await
+            .expect("probe");
+        assert_eq!(response.status(), 200);
+    }
     let response = http
         .get(format!("{base}/admin/keys"))
         .bearer_auth(ADMIN_TOKEN)
@@ -312,6 +321,13 @@ async fn exchanges_are_traced_over_otlp_continuing_the_gateways_trace_without_se
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(spans.iter().all(|s| s.service == "tessera-traces-test"));
+    // Probes and scrapes are never traced.
+    assert!(
+        !spans
+            .iter()
+            .any(|s| s.name == "GET /healthz" || s.name == "GET /metrics"),
+        "{spans:#?}"
+    );
     let names_of = |trace_id: &str| -> BTreeSet<&str> {
         spans
             .iter()
