@@ -131,7 +131,7 @@ pub fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            crate::infra::telemetry::init(&settings.log);
+            crate::infra::telemetry::init(&settings.log, None);
             match revoke(&settings, args) {
                 Ok(line) => {
                     println!("{line}");
@@ -148,7 +148,7 @@ pub fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            crate::infra::telemetry::init(&settings.log);
+            crate::infra::telemetry::init(&settings.log, None);
             match keys(&settings, command) {
                 Ok(output) => {
                     print!("{output}");
@@ -165,7 +165,7 @@ pub fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            crate::infra::telemetry::init(&settings.log);
+            crate::infra::telemetry::init(&settings.log, Some(&settings.telemetry));
             let source = crate::config::ConfigSource {
                 file: cli.config.clone(),
             };

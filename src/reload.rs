@@ -141,7 +141,7 @@ fn restart_only_changes(old: &Settings, new: &Settings) -> Vec<&'static str> {
     fn differs<T: std::fmt::Debug>(a: &T, b: &T) -> bool {
         format!("{a:?}") != format!("{b:?}")
     }
-    let sections: [(&'static str, bool); 11] = [
+    let sections: [(&'static str, bool); 12] = [
         ("issuer", differs(&old.issuer, &new.issuer)),
         ("server", differs(&old.server, &new.server)),
         ("log.format", differs(&old.log.format, &new.log.format)),
@@ -150,6 +150,7 @@ fn restart_only_changes(old: &Settings, new: &Settings) -> Vec<&'static str> {
         ("jwks", differs(&old.jwks, &new.jwks)),
         ("denylist", differs(&old.denylist, &new.denylist)),
         ("redis", differs(&old.redis, &new.redis)),
+        ("telemetry", differs(&old.telemetry, &new.telemetry)),
         (
             "sessions.backend",
             differs(&old.sessions.backend, &new.sessions.backend),

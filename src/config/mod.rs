@@ -12,6 +12,7 @@ mod keys;
 mod redis;
 mod server;
 mod sessions;
+mod telemetry;
 mod token;
 mod types;
 mod urls;
@@ -32,6 +33,7 @@ pub use sessions::{
     HttpSessionMode, HttpSessionSettings, RedisSessionSettings, SessionBackendKind,
     SessionSettings, StaticSessionSettings,
 };
+pub use telemetry::TelemetrySettings;
 pub use token::{JwksSettings, TokenSettings};
 pub use types::{FieldError, Kek, Sha256};
 pub use urls::{
@@ -87,6 +89,8 @@ pub struct Settings {
     pub sessions: SessionSettings,
     /// `[forward_auth]`; absent = the forward-authentication endpoints answer 404.
     pub forward_auth: Option<ForwardAuthSettings>,
+    /// `[telemetry]`: OpenTelemetry traces (off by default).
+    pub telemetry: TelemetrySettings,
 }
 
 impl Default for Settings {
@@ -106,6 +110,7 @@ impl Default for Settings {
             clients: Vec::new(),
             sessions: SessionSettings::default(),
             forward_auth: None,
+            telemetry: TelemetrySettings::default(),
         }
     }
 }
@@ -185,6 +190,7 @@ impl Settings {
             self.redis.validate()?;
         }
         self.sessions.validate()?;
+        self.telemetry.validate()?;
         if let Some(forward_auth) = &self.forward_auth {
             forward_auth.validate(&self.clients)?;
             if forward_auth.bearer && self.sessions.backend != SessionBackendKind::Http {

@@ -577,3 +577,45 @@ fn an_empty_session_key_prefix_is_refused_naming_the_key() {
     assert!(err.0.contains("sessions.redis.key_prefix"), "{err}");
     assert_eq!(err.0.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn telemetry_is_off_by_default_and_its_keys_are_checked_by_name() {
+    let settings = Settings::load(None, &[]).expect("defaults");
+    assert_eq!(settings.telemetry.otlp_endpoint, "");
+    assert_eq!(settings.telemetry.service_name, "tessera");
+    assert_eq!(settings.telemetry.sample_ratio, 1.0);
+    for (var, value, key) in [
+        (
+            "TESSERA__TELEMETRY__OTLP_ENDPOINT",
+            "collector:4318",
+            "`telemetry.otlp_endpoint`",
+        ),
+        (
+            "TESSERA__TELEMETRY__SAMPLE_RATIO",
+            "1.5",
+            "`telemetry.sample_ratio`",
+        ),
+        (
+            "TESSERA__TELEMETRY__QUEUE_SIZE",
+            "1",
+            "`telemetry.queue_size`",
+        ),
+        (
+            "TESSERA__TELEMETRY__SERVICE_NAME",
+            " ",
+            "`telemetry.service_name`",
+        ),
+    ] {
+        let message = env_error(var, value).to_string();
+        assert!(message.contains(key), "{message}");
+    }
+    let on = Settings::load(
+        None,
+        &env(&[(
+            "TESSERA__TELEMETRY__OTLP_ENDPOINT",
+            "http://otel-collector:4318",
+        )]),
+    )
+    .expect("valid");
+    assert_eq!(on.telemetry.otlp_endpoint, "http://otel-collector:4318");
+}

@@ -17,6 +17,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde_json::Map;
+use tracing::Instrument as _;
 
 use crate::clients::{Client, ClientError, Clients, PresentedCredentials};
 use crate::denylist::{Denylist as _, DenylistStore};
@@ -166,7 +167,23 @@ impl Exchanger {
         presented: &PresentedCredentials<'_>,
         peer: Option<std::net::IpAddr>,
     ) -> Result<std::sync::Arc<Client>, ClientError> {
-        self.clients.authenticate(presented, peer)
+        let span = tracing::info_span!(
+            "client_authentication",
+            client_id = tracing::field::Empty,
+            outcome = tracing::field::Empty
+        );
+        let _entered = span.enter();
+        let authenticated = self.clients.authenticate(presented, peer);
+        match &authenticated {
+            Ok(client) => {
+                span.record("client_id", client.id.as_str());
+                span.record("outcome", "ok");
+            }
+            Err(_) => {
+                span.record("outcome", "refused");
+            }
+        }
+        authenticated
     }
 
     /// Exchanges for `client` (authenticated by [`Self::authenticate`]): the whole hot path.
@@ -235,6 +252,7 @@ impl Exchanger {
                     now,
                 ),
             )
+            .instrument(tracing::info_span!("denylist"))
             .await;
             match check {
                 Ok(c) if c.session_revoked => return Err(ExchangeError::SessionRevoked),
@@ -277,6 +295,7 @@ impl Exchanger {
             && self.reuse.is_reusable(c, now, active_kid)
         {
             self.reuse.record(true);
+            tracing::info_span!("token_reuse", kid = &*c.kid).in_scope(|| {});
             return Ok(Issued {
                 access_token: c.jwt.clone(),
                 jti: c.jti.clone(),
@@ -287,23 +306,24 @@ impl Exchanger {
                 reused: true,
             });
         }
-        let token = self
-            .issuer
-            .issue(
-                &keyring,
-                &TokenRequest {
-                    sub,
-                    roles,
-                    extra,
-                    sid,
-                    client_id: &client.id,
-                    audience,
-                    scope: scope.as_deref(),
-                    ctx,
-                    ttl_seconds: client.ttl_seconds,
-                },
-                now,
-            )
+        let token = tracing::info_span!("sign", kid = active_kid)
+            .in_scope(|| {
+                self.issuer.issue(
+                    &keyring,
+                    &TokenRequest {
+                        sub,
+                        roles,
+                        extra,
+                        sid,
+                        client_id: &client.id,
+                        audience,
+                        scope: scope.as_deref(),
+                        ctx,
+                        ttl_seconds: client.ttl_seconds,
+                    },
+                    now,
+                )
+            })
             .map_err(ExchangeError::Signing)?;
         let issued = Issued {
             access_token: token.jwt.into(),
@@ -339,9 +359,26 @@ impl Exchanger {
         now: UnixTime,
     ) -> Result<Arc<Principal>, ExchangeError> {
         let started = std::time::Instant::now();
-        let resolved = self.sessions.resolve(token, now).await;
+        let span = tracing::info_span!(
+            "session_backend",
+            kind = self.sessions.name(),
+            outcome = tracing::field::Empty
+        );
+        let resolved = self
+            .sessions
+            .resolve(token, now)
+            .instrument(span.clone())
+            .await;
         // A refusal is an answer, not a backend error.
         let failed = matches!(resolved, Err(SessionError::Unavailable { .. }));
+        span.record(
+            "outcome",
+            match &resolved {
+                Ok(_) => "ok",
+                Err(_) if failed => "unavailable",
+                Err(_) => "refused",
+            },
+        );
         crate::infra::metrics::record_backend(self.sessions.name(), started, failed);
         Ok(resolved?)
     }

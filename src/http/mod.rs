@@ -7,6 +7,7 @@ pub mod openapi;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod trace;
 
 pub use server::Application;
 pub use state::AppState;

@@ -72,6 +72,7 @@ impl Application {
         let state = web::Data::new(AppState::build(settings, source, clock).await?);
         crate::infra::metrics::register_backends(state.exchanger.session_backend_name());
         crate::infra::metrics::register_config_reloads();
+        crate::infra::metrics::register_trace_drops();
         if state.forward_auth.load().is_some() {
             crate::infra::metrics::register_forward_auth(
                 &routes::forward_auth::Dialect::ALL.map(routes::forward_auth::Dialect::name),
@@ -92,6 +93,7 @@ impl Application {
                     split_listeners(admin_addr, req, next)
                 }))
                 .wrap(from_fn(access_log))
+                .wrap(from_fn(super::trace::request_span))
                 .configure(routes::configure)
                 .default_service(web::to(|| async { Err::<String, _>(ApiError::NotFound) }))
         })
@@ -215,6 +217,7 @@ pub fn serve(settings: Settings, source: ConfigSource) -> anyhow::Result<()> {
         if let Some(path) = &pid_file {
             let _ = std::fs::remove_file(path);
         }
+        crate::infra::telemetry::shutdown();
         stopped?;
         tracing::info!("tessera stopped");
         Ok(())

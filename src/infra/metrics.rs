@@ -23,6 +23,7 @@ pub const KEY_ROTATION_INTERVAL: &str = "tessera_key_rotation_interval_seconds";
 pub const KEY_PUBLISH_LEAD: &str = "tessera_key_publish_lead_seconds";
 pub const CONFIG_RELOADS: &str = "tessera_config_reloads_total";
 pub const TOKEN_REUSE: &str = "tessera_token_reuse_total";
+pub const TRACE_SPANS_DROPPED: &str = "tessera_trace_spans_dropped_total";
 
 /// Latency buckets from 100 µs to 5 s.
 const BUCKETS: &[f64] = &[
@@ -134,6 +135,10 @@ fn describe() {
         CONFIG_RELOADS,
         "Configuration reloads by result (ok, error)"
     );
+    metrics::describe_counter!(
+        TRACE_SPANS_DROPPED,
+        "Trace spans not exported: the export queue was full or the collector failed"
+    );
 }
 
 /// Publishes the rotation policy, and the keystore as reachable (it was just opened):
@@ -181,6 +186,11 @@ pub fn register_backends(session_backend: &'static str) {
 
 /// Registers both reload outcomes at 0, so a failed reload is an increase, not a new
 /// series.
+/// `tessera_trace_spans_dropped_total` at 0, traces on or off.
+pub fn register_trace_drops() {
+    metrics::counter!(TRACE_SPANS_DROPPED).increment(0);
+}
+
 pub fn register_config_reloads() {
     for result in ["ok", "error"] {
         metrics::counter!(CONFIG_RELOADS, "result" => result).increment(0);

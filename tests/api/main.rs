@@ -27,3 +27,4 @@ mod sessions_redis;
 mod slow_clients;
 mod subject_tokens;
 mod token_reuse;
+mod traces;
