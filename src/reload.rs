@@ -176,18 +176,7 @@ mod tests {
     use crate::config::{ClientSettings, Sha256};
 
     fn client(id: &str, secret: &str) -> ClientSettings {
-        ClientSettings {
-            id: id.into(),
-            secret_sha256: vec![Sha256::of_secret(secret)],
-            allowed_audiences: vec![],
-            default_audience: None,
-            allow_anonymous: true,
-            scopes: vec![],
-            max_ttl_seconds: 0,
-            rate_limit_per_second: 0,
-            rate_limit_burst: 0,
-            revocation_feed: false,
-        }
+        ClientSettings::new(id, vec![Sha256::of_secret(secret)])
     }
 
     fn reloader(settings: &Settings) -> Reloader {

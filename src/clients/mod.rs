@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod limits;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -132,21 +133,26 @@ impl Clients {
     ) -> Result<Arc<Client>, ClientError> {
         let now = Instant::now();
         let registry = self.registry.load();
-        let limited = self
-            .failures
-            .as_ref()
-            .zip(peer)
-            .map(|(limiter, ip)| (limiter, ip, registry.claimant(presented)));
+        // Parsed once: the limiter's key and the authentication both come from it.
+        let sent = Sent::from(presented);
+        let limited = self.failures.as_ref().zip(peer).map(|(limiter, ip)| {
+            let who = sent
+                .as_ref()
+                .map_or(limits::Claimant::Unknown, |s| registry.claimant(s));
+            (limiter, ip, who)
+        });
         if let Some((limiter, ip, who)) = limited {
             limiter
                 .check(ip, who, now)
                 .map_err(|wait| rate_limited("auth_failures", wait))?;
         }
-        let client = registry.authenticate(presented).inspect_err(|e| {
-            if let (ClientError::InvalidClient, Some((limiter, ip, who))) = (e, limited) {
-                limiter.failed(ip, who, now);
-            }
-        })?;
+        let client = sent
+            .and_then(|s| registry.verify_sent(&s))
+            .inspect_err(|e| {
+                if let (ClientError::InvalidClient, Some((limiter, ip, who))) = (e, limited) {
+                    limiter.failed(ip, who, now);
+                }
+            })?;
         client.admit()?;
         Ok(client.clone())
     }
@@ -193,6 +199,37 @@ pub struct PresentedCredentials<'a> {
     /// `client_id` / `client_secret` body fields (client_secret_post).
     pub post_id: Option<&'a str>,
     pub post_secret: Option<&'a str>,
+}
+
+/// Credentials by exactly one method, as sent (Basic: base64-decoded, not yet
+/// form-decoded).
+struct Sent<'a> {
+    id: Cow<'a, str>,
+    secret: Cow<'a, str>,
+    basic: bool,
+}
+
+impl<'a> Sent<'a> {
+    fn from(presented: &PresentedCredentials<'a>) -> Result<Self, ClientError> {
+        let basic = presented.authorization.filter(|h| is_basic(h));
+        match (basic, presented.post_id, presented.post_secret) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(ClientError::TwoMethods),
+            (Some(header), None, None) => {
+                let (id, secret) = parse_basic(header).ok_or(ClientError::InvalidClient)?;
+                Ok(Self {
+                    id: Cow::Owned(id),
+                    secret: Cow::Owned(secret),
+                    basic: true,
+                })
+            }
+            (None, Some(id), Some(secret)) => Ok(Self {
+                id: Cow::Borrowed(id),
+                secret: Cow::Borrowed(secret),
+                basic: false,
+            }),
+            _ => Err(ClientError::InvalidClient),
+        }
+    }
 }
 
 /// Hashes the unknown-client path compares against, so it costs what a client with one
@@ -247,40 +284,37 @@ impl ClientRegistry {
         &self,
         presented: &PresentedCredentials<'_>,
     ) -> Result<&Arc<Client>, ClientError> {
-        let basic = presented.authorization.filter(|h| is_basic(h));
-        let (id, secret) = match (basic, presented.post_id, presented.post_secret) {
-            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => return Err(ClientError::TwoMethods),
-            (Some(header), None, None) => {
-                let (id, secret) = parse_basic(header).ok_or(ClientError::InvalidClient)?;
-                // RFC 6749 §2.3.1 form-encodes both; many clients send them as they are.
-                return self
-                    .verify(&id, &secret)
-                    .or_else(|| match (form_decode(&id), form_decode(&secret)) {
-                        (None, None) => None,
-                        (i, s) => self
-                            .verify(i.as_deref().unwrap_or(&id), s.as_deref().unwrap_or(&secret)),
-                    })
-                    .ok_or(ClientError::InvalidClient);
-            }
-            (None, Some(id), Some(secret)) => (id, secret),
-            _ => return Err(ClientError::InvalidClient),
-        };
-        self.verify(id, secret).ok_or(ClientError::InvalidClient)
+        self.verify_sent(&Sent::from(presented)?)
     }
 
-    /// Which configured client the credentials name (their secret unchecked), for the
-    /// failure limiter; `Unknown` when none.
-    pub fn claimant(&self, presented: &PresentedCredentials<'_>) -> limits::Claimant {
-        let basic = presented
-            .authorization
-            .filter(|h| is_basic(h))
-            .and_then(parse_basic);
-        let known = |id: &str| self.clients.get(id).map(|c| c.slot);
-        let slot = match (&basic, presented.post_id) {
-            (Some((id, _)), _) => known(id).or_else(|| form_decode(id).and_then(|d| known(&d))),
-            (None, Some(id)) => known(id),
-            (None, None) => None,
+    /// The client `sent` names, if its secret is right. Basic credentials are tried as
+    /// sent, then form-decoded (RFC 6749 §2.3.1 form-encodes both; many clients do not).
+    fn verify_sent(&self, sent: &Sent) -> Result<&Arc<Client>, ClientError> {
+        let (id, secret) = (sent.id.as_ref(), sent.secret.as_ref());
+        let found = if sent.basic {
+            self.verify(id, secret)
+                .or_else(|| match (form_decode(id), form_decode(secret)) {
+                    (None, None) => None,
+                    (i, s) => {
+                        self.verify(i.as_deref().unwrap_or(id), s.as_deref().unwrap_or(secret))
+                    }
+                })
+        } else {
+            self.verify(id, secret)
         };
+        found.ok_or(ClientError::InvalidClient)
+    }
+
+    /// Which configured client `sent` names (its secret unchecked), for the failure
+    /// limiter; `Unknown` when none.
+    fn claimant(&self, sent: &Sent) -> limits::Claimant {
+        let known = |id: &str| self.clients.get(id).map(|c| c.slot);
+        let slot = known(&sent.id).or_else(|| {
+            sent.basic
+                .then(|| form_decode(&sent.id))
+                .flatten()
+                .and_then(|d| known(&d))
+        });
         slot.map_or(limits::Claimant::Unknown, limits::Claimant::Client)
     }
 
@@ -375,16 +409,10 @@ mod tests {
     fn registry() -> ClientRegistry {
         let mut settings = Settings::default();
         settings.clients.push(ClientSettings {
-            id: "gateway".into(),
-            secret_sha256: vec![Sha256::of_secret("s3cret+/=")],
             allowed_audiences: vec!["a".into()],
             default_audience: Some("a".into()),
             allow_anonymous: false,
-            scopes: vec![],
-            max_ttl_seconds: 0,
-            rate_limit_per_second: 0,
-            rate_limit_burst: 0,
-            revocation_feed: false,
+            ..ClientSettings::new("gateway", vec![Sha256::of_secret("s3cret+/=")])
         });
         ClientRegistry::from_settings(&settings, None)
     }
@@ -453,18 +481,9 @@ mod tests {
 
     fn registry_with(hashes: Vec<Sha256>) -> ClientRegistry {
         let mut settings = Settings::default();
-        settings.clients.push(ClientSettings {
-            id: "gateway".into(),
-            secret_sha256: hashes,
-            allowed_audiences: vec![],
-            default_audience: None,
-            allow_anonymous: true,
-            scopes: vec![],
-            max_ttl_seconds: 0,
-            rate_limit_per_second: 0,
-            rate_limit_burst: 0,
-            revocation_feed: false,
-        });
+        settings
+            .clients
+            .push(ClientSettings::new("gateway", hashes));
         ClientRegistry::from_settings(&settings, None)
     }
 
@@ -505,16 +524,9 @@ mod tests {
     fn a_client_over_its_rate_is_told_when_to_retry() {
         let mut settings = Settings::default();
         settings.clients.push(ClientSettings {
-            id: "gateway".into(),
-            secret_sha256: vec![Sha256::of_secret("s")],
-            allowed_audiences: vec![],
-            default_audience: None,
-            allow_anonymous: true,
-            scopes: vec![],
-            max_ttl_seconds: 0,
             rate_limit_per_second: 1,
             rate_limit_burst: 1,
-            revocation_feed: false,
+            ..ClientSettings::new("gateway", vec![Sha256::of_secret("s")])
         });
         let r = ClientRegistry::from_settings(&settings, None);
         let client = auth(&r, None, Some(("gateway", "s"))).expect("auth");

@@ -47,6 +47,23 @@ pub struct ClientSettings {
 }
 
 impl ClientSettings {
+    /// A client authenticated by any of `secret_sha256` and nothing else: anonymous
+    /// exchanges allowed, no audiences, scopes, limits or feed. Tests start from it.
+    pub fn new(id: impl Into<String>, secret_sha256: Vec<Sha256>) -> Self {
+        Self {
+            id: id.into(),
+            secret_sha256,
+            allowed_audiences: vec![],
+            default_audience: None,
+            allow_anonymous: true,
+            scopes: vec![],
+            max_ttl_seconds: 0,
+            rate_limit_per_second: 0,
+            rate_limit_burst: 0,
+            revocation_feed: false,
+        }
+    }
+
     /// The rules of one client; `i` is its position, for the key in the message.
     pub fn validate(&self, i: usize) -> Result<(), ConfigError> {
         let key = |field: &str| format!("clients[{i}].{field}");
